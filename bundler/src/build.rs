@@ -1,0 +1,366 @@
+//! `ferry build`: project in, signed reproducible bundles out.
+//!
+//! Phase 1 does everything that can fail for project reasons (templates, vendoring,
+//! compiling, the static check) in a private work directory. Only when every target has
+//! built does phase 2 write to OUT, each file atomically, so a failed build leaves OUT
+//! as it was.
+
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context as _, Result};
+use ferry_format::archive::{write_bundle, PackFile, PackOptions};
+use ferry_format::atomic::{write_atomic, AtomicFile};
+use ferry_format::claims::Claims;
+use ferry_format::digest::{sha256_file, Sha256};
+use ferry_format::manifest::{App, Build, FileEntry, Manifest, Role, Target, FORMAT_VERSION};
+use ferry_format::minisign::{self, SecretKey};
+use ferry_format::mode::Mode;
+use ferry_format::EntryPath;
+use serde::Serialize;
+
+use crate::progress::Progress;
+use crate::project::Loaded;
+use crate::{checks, gobuild, keys, project, render, sbom, sums};
+
+pub struct BuildArgs {
+    pub dir: PathBuf,
+    pub key: PathBuf,
+    pub out: PathBuf,
+    pub targets: Vec<Target>,
+    pub strictness: checks::Strictness,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BuiltBundle {
+    pub target: String,
+    pub path: String,
+    pub size: u64,
+    pub sha256: String,
+    pub manifest_sha256: String,
+    pub signature: String,
+    pub sbom: String,
+    pub key_id: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BuildReport {
+    pub app: String,
+    pub version: String,
+    pub source_date_epoch: u64,
+    pub source_revision: Option<String>,
+    pub go_version: String,
+    pub bundles: Vec<BuiltBundle>,
+    pub sha256sums: String,
+    pub sha256sums_sig: String,
+    pub checks: Vec<checks::CheckResult>,
+}
+
+/// `SOURCE_DATE_EPOCH`, else the commit time of the project's last commit.
+fn source_date_epoch(dir: &Path) -> Result<u64> {
+    if let Ok(v) = std::env::var("SOURCE_DATE_EPOCH") {
+        return v
+            .trim()
+            .parse()
+            .with_context(|| format!("SOURCE_DATE_EPOCH={v:?} is not a Unix time"));
+    }
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["log", "-1", "--format=%ct"])
+        .output();
+    match out {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout)
+            .trim()
+            .parse()
+            .context("reading the commit time from git"),
+        _ => bail!(
+            "SOURCE_DATE_EPOCH is not set and {} is not in a git repository with a commit: \
+             set SOURCE_DATE_EPOCH so the bundle's timestamps are reproducible",
+            dir.display()
+        ),
+    }
+}
+
+/// The commit and whether the project directory has uncommitted changes.
+fn source_revision(dir: &Path) -> (Option<String>, bool) {
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    match git(&["rev-parse", "HEAD"]) {
+        Some(rev) => {
+            let dirty = git(&["status", "--porcelain", "--", "."]).is_some_and(|s| !s.is_empty());
+            (Some(rev), dirty)
+        }
+        None => (None, false),
+    }
+}
+
+/// One target after phase 1: everything needed to pack it.
+struct Prepared {
+    target: Target,
+    manifest: Manifest,
+    manifest_bytes: Vec<u8>,
+    files: Vec<PackFile>,
+    sbom_path: PathBuf,
+}
+
+pub fn run(args: &BuildArgs, progress: &Progress) -> Result<BuildReport> {
+    let loaded = project::load(&args.dir)?;
+    let p = &loaded.project;
+    let targets = if args.targets.is_empty() {
+        loaded.targets.clone()
+    } else {
+        args.targets.clone()
+    };
+    let sk = keys::load_secret(&args.key)?;
+    let sde = source_date_epoch(&args.dir)?;
+    let (revision, dirty) = source_revision(&args.dir);
+
+    progress.step("rendering templates");
+    let rendered = render::render(&loaded)?;
+    let check_results = checks::run(&loaded, &rendered, args.strictness, progress)?;
+
+    let work = tempfile::Builder::new()
+        .prefix("ferry-build-")
+        .tempdir()
+        .context("creating a work directory")?;
+    let src = work.path().join("src");
+    let out_abs = std::path::absolute(&args.out).unwrap_or_else(|_| args.out.clone());
+    progress.step("copying the project into a clean build directory");
+    gobuild::copy_source(&args.dir, &src, &[out_abs])?;
+    progress.step("go mod download, verify, vendor");
+    gobuild::vendor(&src)?;
+    let go_version = gobuild::go_version()?;
+
+    let payload_dir = work.path().join("payload");
+    let mut prepared = Vec::new();
+    for &target in &targets {
+        progress.step(&format!("go build for {target}"));
+        prepared.push(prepare_target(&loaded, &rendered, &src, &payload_dir, target, sde, revision.clone(), dirty)?);
+    }
+
+    // Phase 2: nothing above wrote to OUT.
+    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    let mut bundles = Vec::new();
+    for prep in &prepared {
+        progress.step(&format!("packing {}", prep.manifest.bundle_file_name()));
+        bundles.push(pack(&loaded, prep, &sk, &args.out, sde, p.build.zstd_level, progress)?);
+    }
+    progress.step("writing SHA256SUMS and SHA256SUMS.sig");
+    let (sums_path, sums_sig) = sums::write(&args.out, &sk)?;
+    progress.finish();
+    Ok(BuildReport {
+        app: p.app.name.clone(),
+        version: p.app.version.clone(),
+        source_date_epoch: sde,
+        source_revision: revision,
+        go_version,
+        bundles,
+        sha256sums: sums_path.display().to_string(),
+        sha256sums_sig: sums_sig.display().to_string(),
+        checks: check_results,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn prepare_target(
+    loaded: &Loaded,
+    rendered: &render::Rendered,
+    src: &Path,
+    payload_root: &Path,
+    target: Target,
+    sde: u64,
+    revision: Option<String>,
+    dirty: bool,
+) -> Result<Prepared> {
+    let p = &loaded.project;
+    let app = &p.app.name;
+    let root = payload_root.join(target.arch.as_str());
+    let bin_rel = format!("bin/{app}");
+    let bin_path = root.join(&bin_rel);
+    std::fs::create_dir_all(bin_path.parent().expect("has parent"))?;
+    gobuild::build(loaded, src, target, &bin_path)?;
+    crate::elf::check_static(&bin_path, target.arch)?;
+    let info = gobuild::build_info(&bin_path, &src.join("go.sum"))?;
+    let (bin_sha, bin_size) = sha256_file(&bin_path)?;
+
+    let mut entries: Vec<(FileEntry, PathBuf)> = vec![(
+        FileEntry {
+            path: EntryPath::new(&bin_rel)?,
+            size: bin_size,
+            mode: Mode::parse("0755")?,
+            role: Role::Binary,
+            sha256: bin_sha,
+        },
+        bin_path,
+    )];
+    for f in &rendered.files {
+        let dest = root.join(f.path.as_str());
+        std::fs::create_dir_all(dest.parent().expect("has parent"))?;
+        std::fs::write(&dest, &f.data).with_context(|| format!("writing {}", dest.display()))?;
+        entries.push((
+            FileEntry {
+                path: f.path.clone(),
+                size: f.data.len() as u64,
+                mode: f.mode,
+                role: f.role,
+                sha256: Sha256::of(&f.data),
+            },
+            dest,
+        ));
+    }
+    let sbom_bytes = sbom::cyclonedx(&sbom::SbomInput {
+        app,
+        version: &p.app.version,
+        description: &p.app.description,
+        module: &info.module,
+        target,
+        go_version: &info.go_version,
+        modules: &info.modules,
+        binary_sha256: bin_sha,
+        source_date_epoch: sde,
+    });
+    let sbom_rel = format!("sbom/{app}.cdx.json");
+    let sbom_path = root.join(&sbom_rel);
+    std::fs::create_dir_all(sbom_path.parent().expect("has parent"))?;
+    std::fs::write(&sbom_path, &sbom_bytes)?;
+    entries.push((
+        FileEntry {
+            path: EntryPath::new(&sbom_rel)?,
+            size: sbom_bytes.len() as u64,
+            mode: Mode::parse("0644")?,
+            role: Role::Sbom,
+            sha256: Sha256::of(&sbom_bytes),
+        },
+        sbom_path.clone(),
+    ));
+    entries.sort_by(|a, b| a.0.path.cmp(&b.0.path));
+
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        app: App {
+            name: app.clone(),
+            version: p.app.version.clone(),
+            description: p.app.description.clone(),
+        },
+        target,
+        build: Build {
+            go_version: info.go_version,
+            ferry_version: env!("CARGO_PKG_VERSION").to_owned(),
+            module: info.module,
+            package: p.app.package.clone(),
+            source_revision: revision,
+            source_dirty: dirty,
+            source_date_epoch: sde,
+            settings: info.settings,
+        },
+        modules: info.modules,
+        files: entries.iter().map(|(e, _)| e.clone()).collect(),
+        install: rendered.install.clone(),
+    };
+    // The bundler checks what the installer will check, so it never ships a bundle the
+    // installer would refuse.
+    manifest
+        .validate(&ferry_format::Limits::default())
+        .context("the manifest ferry built is invalid")?;
+    let files = entries
+        .into_iter()
+        .map(|(e, source)| PackFile {
+            path: e.path,
+            mode: e.mode,
+            source,
+            size: e.size,
+            sha256: e.sha256,
+        })
+        .collect();
+    Ok(Prepared {
+        target,
+        manifest_bytes: manifest.to_bytes(),
+        manifest,
+        files,
+        sbom_path,
+    })
+}
+
+fn pack(
+    loaded: &Loaded,
+    prep: &Prepared,
+    sk: &SecretKey,
+    out: &Path,
+    sde: u64,
+    level: i32,
+    progress: &Progress,
+) -> Result<BuiltBundle> {
+    let name = prep.manifest.bundle_file_name();
+    let manifest_sha = Sha256::of(&prep.manifest_bytes);
+    let claims = Claims::for_manifest(&prep.manifest, manifest_sha);
+    let manifest_sig = minisign::sign(
+        sk,
+        &prep.manifest_bytes,
+        &claims.trusted_comment(sde, "manifest.json"),
+        "ferry manifest signature",
+    )?
+    .to_file_string();
+
+    let dest = out.join(&name);
+    let mut file = AtomicFile::create(&dest, 0o644).with_context(|| format!("creating {}", dest.display()))?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| u32::try_from(n.get()).unwrap_or(1));
+    let total: u64 = prep.files.iter().map(|f| f.size).sum();
+    let bar = progress.bytes(total);
+    let (_, digests) = write_bundle(
+        std::io::BufWriter::with_capacity(1 << 20, file.file()),
+        &prep.manifest_bytes,
+        manifest_sig.as_bytes(),
+        &prep.files,
+        &PackOptions {
+            level,
+            threads,
+            mtime: sde,
+        },
+        &mut |n| bar.inc(n),
+    )
+    .with_context(|| format!("writing {}", dest.display()))?;
+    bar.finish_and_clear();
+    file.commit().with_context(|| format!("writing {}", dest.display()))?;
+
+    let sig = minisign::sign_prehashed(
+        sk,
+        &digests.blake2b512,
+        &claims.trusted_comment(sde, &name),
+        "signature from ferry secret key",
+    )?;
+    let sig_path = ferry_format::verify::detached_path(&dest);
+    write_atomic(&sig_path, sig.to_file_string().as_bytes(), 0o644)
+        .with_context(|| format!("writing {}", sig_path.display()))?;
+
+    let sbom_dest = out.join(format!(
+        "{}-{}-linux-{}.cdx.json",
+        loaded.project.app.name, loaded.project.app.version, prep.target.arch
+    ));
+    let sbom_data = std::fs::read(&prep.sbom_path)?;
+    write_atomic(&sbom_dest, &sbom_data, 0o644).with_context(|| format!("writing {}", sbom_dest.display()))?;
+    Ok(BuiltBundle {
+        target: prep.target.to_string(),
+        path: dest.display().to_string(),
+        size: digests.size,
+        sha256: digests.sha256.to_string(),
+        manifest_sha256: manifest_sha.to_string(),
+        signature: sig_path.display().to_string(),
+        sbom: sbom_dest.display().to_string(),
+        key_id: sk.key_id().to_string(),
+    })
+}
+
+/// Progress bars only when a person is watching.
+pub fn interactive() -> bool {
+    std::io::stderr().is_terminal()
+}

@@ -1,0 +1,80 @@
+//! Command-line interface of `ferry`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ferry",
+    version,
+    about = "Build signed, reproducible bundles of Go services for air-gapped Linux hosts",
+    long_about = None,
+)]
+pub struct Cli {
+    /// Print one JSON document on stdout (results or error).
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate a signing key pair in minisign's formats (PATH.key, PATH.pub).
+    Keygen {
+        /// Path prefix: writes PATH.key (0600) and PATH.pub.
+        #[arg(long, value_name = "PATH")]
+        out: PathBuf,
+        /// Do not encrypt the secret key (test keys only).
+        #[arg(long)]
+        unencrypted: bool,
+        /// Overwrite existing key files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Vendor, cross-compile and pack a Go project into signed bundles.
+    Build {
+        /// Project directory holding ferry.toml.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// minisign secret key (passphrase from FERRY_PASSPHRASE or a prompt).
+        #[arg(long, value_name = "KEY")]
+        key: PathBuf,
+        /// Output directory.
+        #[arg(long, value_name = "OUT", default_value = "out")]
+        out: PathBuf,
+        /// Target to build (repeatable), e.g. linux/arm64; default: ferry.toml's.
+        #[arg(long = "target", value_name = "linux/ARCH")]
+        targets: Vec<String>,
+        /// Fail, instead of warning, when a build-time check fails or a unit's
+        /// security exposure is above the project's threshold.
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Show a bundle's manifest, files, modules and signer (verifies nothing).
+    Inspect {
+        bundle: PathBuf,
+    },
+    /// Verify a bundle: manifest signature, every file's SHA-256, detached signature.
+    Verify {
+        bundle: PathBuf,
+        /// Trusted minisign public key (repeatable).
+        #[arg(long = "pubkey", value_name = "PUB", required = true)]
+        pubkeys: Vec<PathBuf>,
+        /// Fail if BUNDLE.minisig is missing.
+        #[arg(long)]
+        require_detached: bool,
+    },
+}
+
+impl Command {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Keygen { .. } => "keygen",
+            Self::Build { .. } => "build",
+            Self::Inspect { .. } => "inspect",
+            Self::Verify { .. } => "verify",
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! The one place where errors become exit codes.
+
+use ferry_format::archive::BundleError;
+use ferry_format::report::Code;
+use ferry_format::verify::VerifyError;
+
+pub fn code(err: &anyhow::Error) -> Code {
+    for cause in err.chain() {
+        if let Some(v) = cause.downcast_ref::<VerifyError>() {
+            return if v.is_verification() { Code::VerificationFailed } else { Code::Failed };
+        }
+        if let Some(b) = cause.downcast_ref::<BundleError>() {
+            return if b.is_verification() { Code::VerificationFailed } else { Code::Failed };
+        }
+    }
+    Code::Failed
+}

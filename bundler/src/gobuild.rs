@@ -1,0 +1,278 @@
+//! The Go side of a build: vendor into a clean directory, cross-compile static binaries,
+//! and read back what the binary says about how it was built.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{anyhow, bail, Context as _, Result};
+use ferry_format::manifest::{Module, Target};
+use serde::Deserialize;
+
+use crate::project::Loaded;
+
+/// Runs a command, returning stdout; on failure the error names the command and carries
+/// Go's own stderr, since that is what the user needs to fix their project.
+pub fn run(cmd: &mut Command) -> Result<String> {
+    let shown = show(cmd);
+    let out = cmd
+        .output()
+        .with_context(|| format!("running `{shown}` (is Go installed and on PATH?)"))?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        bail!(
+            "`{shown}` failed ({}):\n{}",
+            out.status,
+            stderr.trim_end()
+        );
+    }
+    String::from_utf8(out.stdout).with_context(|| format!("`{shown}` printed non-UTF-8"))
+}
+
+fn show(cmd: &Command) -> String {
+    let mut s = String::new();
+    for (k, v) in cmd.get_envs() {
+        if let Some(v) = v {
+            s.push_str(&format!("{}={} ", k.to_string_lossy(), v.to_string_lossy()));
+        }
+    }
+    s.push_str(&cmd.get_program().to_string_lossy());
+    for a in cmd.get_args() {
+        let a = a.to_string_lossy();
+        if a.contains(' ') {
+            s.push_str(&format!(" '{a}'"));
+        } else {
+            s.push(' ');
+            s.push_str(&a);
+        }
+    }
+    s
+}
+
+/// A `go` command with the environment pinned: no toolchain switching, no workspace, no
+/// inherited GOFLAGS, so the user's shell cannot change what ferry builds.
+fn go(dir: &Path) -> Command {
+    let mut c = Command::new("go");
+    c.current_dir(dir)
+        .env("GOTOOLCHAIN", "local")
+        .env("GOWORK", "off")
+        .env("GOFLAGS", "")
+        .env("GO111MODULE", "on");
+    c
+}
+
+/// Copies the project into `dest`, leaving out VCS data, any existing `vendor/` and
+/// anything under `exclude` (the output directory), so vendoring starts clean.
+pub fn copy_source(src: &Path, dest: &Path, exclude: &[PathBuf]) -> Result<()> {
+    let walker = walkdir::WalkDir::new(src)
+        .follow_links(false)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| {
+            let rel = e.path().strip_prefix(src).unwrap_or(e.path());
+            let first = rel.components().next().map(|c| c.as_os_str().to_string_lossy().into_owned());
+            !matches!(first.as_deref(), Some(".git" | "vendor" | ".ferry-build"))
+                && !exclude.iter().any(|x| e.path().starts_with(x))
+        });
+    for entry in walker {
+        let entry = entry.with_context(|| format!("walking {}", src.display()))?;
+        let rel = entry.path().strip_prefix(src)?;
+        let to = dest.join(rel);
+        let ft = entry.file_type();
+        if ft.is_dir() {
+            std::fs::create_dir_all(&to).with_context(|| format!("creating {}", to.display()))?;
+        } else if ft.is_file() {
+            std::fs::copy(entry.path(), &to)
+                .with_context(|| format!("copying {} to {}", entry.path().display(), to.display()))?;
+        } else if ft.is_symlink() {
+            let target = std::fs::read_link(entry.path())?;
+            std::os::unix::fs::symlink(&target, &to)
+                .with_context(|| format!("copying symlink {}", entry.path().display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// `go mod download`, `go mod verify`, `go mod vendor` in the clean build directory.
+pub fn vendor(build_dir: &Path) -> Result<()> {
+    run(go(build_dir).args(["mod", "download", "-x"]).env("GOFLAGS", "-mod=mod"))
+        .context("downloading Go modules")?;
+    run(go(build_dir).args(["mod", "verify"])).context("verifying Go modules against go.sum")?;
+    run(go(build_dir).args(["mod", "vendor"])).context("vendoring Go modules")?;
+    Ok(())
+}
+
+pub fn go_version() -> Result<String> {
+    let v = run(Command::new("go").args(["env", "GOVERSION"]).env("GOTOOLCHAIN", "local"))?;
+    Ok(v.trim().to_owned())
+}
+
+/// The `-ldflags` value: stripped, no build id, version stamped.
+pub fn ldflags(loaded: &Loaded) -> String {
+    let p = &loaded.project;
+    let mut s = format!("-s -w -buildid= -X {}={}", p.app.version_variable, p.app.version);
+    for (k, v) in &p.build.ldflags_x {
+        s.push_str(&format!(" -X {k}={v}"));
+    }
+    s
+}
+
+/// Cross-compiles one target from the vendored tree, with the network shut
+/// (`GOPROXY=off`): everything must already be in `vendor/`.
+pub fn build(loaded: &Loaded, build_dir: &Path, target: Target, out: &Path) -> Result<()> {
+    let p = &loaded.project;
+    let mut cmd = go(build_dir);
+    cmd.env("CGO_ENABLED", "0")
+        .env("GOOS", "linux")
+        .env("GOARCH", target.arch.as_str())
+        .env("GOPROXY", "off")
+        .env("GOFLAGS", "-mod=vendor")
+        .args(["build", "-mod=vendor", "-trimpath", "-buildvcs=false"]);
+    if !p.build.tags.is_empty() {
+        cmd.arg(format!("-tags={}", p.build.tags.join(",")));
+    }
+    cmd.arg(format!("-ldflags={}", ldflags(loaded)))
+        .arg("-o")
+        .arg(out)
+        .arg(&p.app.package);
+    match run(&mut cmd) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let cgo = cgo_packages(build_dir, &p.app.package);
+            if cgo.is_empty() {
+                Err(e.context(format!("building {} for {target}", p.app.package)))
+            } else {
+                Err(e.context(format!(
+                    "{} needs cgo (import \"C\" in {}); ferry builds static binaries with \
+                     CGO_ENABLED=0, so replace the cgo dependency with a pure-Go one or put \
+                     its cgo code behind a build tag",
+                    p.app.package,
+                    cgo.join(", ")
+                )))
+            }
+        }
+    }
+}
+
+/// Packages in the build that contain cgo files, asked with cgo on so they are listed.
+fn cgo_packages(build_dir: &Path, package: &str) -> Vec<String> {
+    let out = run(go(build_dir)
+        .env("CGO_ENABLED", "1")
+        .env("GOFLAGS", "-mod=vendor")
+        .args(["list", "-deps", "-f", "{{if .CgoFiles}}{{if not .Standard}}{{.ImportPath}}{{end}}{{end}}", package]));
+    out.map(|s| s.lines().filter(|l| !l.is_empty()).map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct BuildInfoJson {
+    go_version: String,
+    path: String,
+    #[serde(default)]
+    deps: Vec<DepJson>,
+    #[serde(default)]
+    settings: Vec<SettingJson>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct DepJson {
+    path: String,
+    version: String,
+    sum: Option<String>,
+    replace: Option<Box<DepJson>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SettingJson {
+    key: String,
+    value: String,
+}
+
+/// What the binary itself records about its build.
+#[derive(Debug, Clone)]
+pub struct BuildInfo {
+    pub go_version: String,
+    pub module: String,
+    pub modules: Vec<Module>,
+    pub settings: Vec<(String, String)>,
+}
+
+/// Reads the binary's build info (`go version -m -json`). Vendored builds carry no module
+/// hashes, so each module's `h1:` hash comes from go.sum, matched by path and version.
+pub fn build_info(binary: &Path, go_sum: &Path) -> Result<BuildInfo> {
+    let json = run(Command::new("go")
+        .env("GOTOOLCHAIN", "local")
+        .args(["version", "-m", "-json"])
+        .arg(binary))?;
+    let info: BuildInfoJson = serde_json::from_str(&json).context("parsing `go version -m -json`")?;
+    let sums = read_go_sum(go_sum)?;
+    let mut modules = Vec::new();
+    for d in info.deps {
+        let (path, version) = match &d.replace {
+            Some(r) => (r.path.clone(), r.version.clone()),
+            None => (d.path.clone(), d.version.clone()),
+        };
+        let sum = d
+            .sum
+            .clone()
+            .or_else(|| sums.get(&(path.clone(), version.clone())).cloned());
+        if sum.is_none() && !version.is_empty() {
+            return Err(anyhow!(
+                "module {path}@{version} is in the binary but has no hash in {}",
+                go_sum.display()
+            ));
+        }
+        modules.push(Module {
+            path: d.path,
+            version: d.version,
+            sum,
+        });
+    }
+    modules.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(BuildInfo {
+        go_version: info.go_version,
+        module: info.path,
+        modules,
+        settings: info.settings.into_iter().map(|s| (s.key, s.value)).collect(),
+    })
+}
+
+fn read_go_sum(path: &Path) -> Result<BTreeMap<(String, String), String>> {
+    let mut map = BTreeMap::new();
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(map),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    for line in text.lines() {
+        let mut parts = line.split_whitespace();
+        if let (Some(p), Some(v), Some(h)) = (parts.next(), parts.next(), parts.next()) {
+            if !v.ends_with("/go.mod") {
+                map.insert((p.to_owned(), v.to_owned()), h.to_owned());
+            }
+        }
+    }
+    Ok(map)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_sum_skips_go_mod_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("go.sum");
+        std::fs::write(
+            &p,
+            "github.com/a/b v1.0.0 h1:AAA=\ngithub.com/a/b v1.0.0/go.mod h1:BBB=\n",
+        )
+        .unwrap();
+        let m = read_go_sum(&p).unwrap();
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[&("github.com/a/b".into(), "v1.0.0".into())], "h1:AAA=");
+    }
+}

@@ -1,0 +1,30 @@
+//! `ferry`, the connected-side half: Go project in, signed reproducible bundle out.
+//!
+//! - [`cli`]: the command line.
+//! - [`project`]: `ferry.toml`.
+//! - [`gobuild`]: vendoring, cross-compiling, build info.
+//! - [`elf`]: the static-binary check.
+//! - [`render`]: templates for the unit, logrotate, sysusers, tmpfiles and configs.
+//! - [`checks`]: build-time checks with systemd-analyze and logrotate.
+//! - [`sbom`]: CycloneDX SBOM.
+//! - [`build`]: the `build` command, packing and signing.
+//! - [`sums`]: `SHA256SUMS` and its signature.
+//! - [`keys`]: `keygen` and loading the signing key.
+//! - [`inspect`], [`verify`]: reading bundles back.
+//! - [`progress`]: terminal progress.
+//! - [`exit`]: errors to exit codes.
+
+pub mod build;
+pub mod checks;
+pub mod cli;
+pub mod elf;
+pub mod exit;
+pub mod gobuild;
+pub mod inspect;
+pub mod keys;
+pub mod progress;
+pub mod project;
+pub mod render;
+pub mod sbom;
+pub mod sums;
+pub mod verify;

@@ -1,0 +1,82 @@
+use clap::Parser as _;
+use ferry::cli::{Cli, Command};
+use ferry::{build, checks, exit, inspect, keys, progress, verify};
+use ferry_format::manifest::Target;
+use ferry_format::report::{print_error, print_json, Code};
+use ferry_format::verify::DetachedPolicy;
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { Code::Usage.as_i32() } else { 0 };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    let command = cli.command.name();
+    let json = cli.json;
+    if let Err(err) = run(cli) {
+        let code = exit::code(&err);
+        print_error("ferry", command, code, err.as_ref(), json);
+        std::process::exit(code.as_i32());
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let json = cli.json;
+    match cli.command {
+        Command::Keygen { out, unencrypted, force } => {
+            let protection = if unencrypted { keys::Protection::Unencrypted } else { keys::Protection::Scrypt };
+            let kp = keys::keygen(&out, protection, force)?;
+            let key = ferry_format::minisign::PublicKey::load(&kp.public)?;
+            let result = serde_json::json!({
+                "secret_key": kp.secret, "public_key": kp.public, "key_id": key.key_id().to_string(),
+            });
+            if json {
+                print_json("ferry", "keygen", &result);
+            } else {
+                println!("key id {}: wrote {} and {}", key.key_id(), kp.secret.display(), kp.public.display());
+            }
+        }
+        Command::Build { dir, key, out, targets, strict } => {
+            let targets = targets
+                .iter()
+                .map(|t| Target::parse(t).ok_or_else(|| anyhow::anyhow!("unsupported target {t:?} (linux/amd64 or linux/arm64)")))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let args = build::BuildArgs {
+                dir,
+                key,
+                out,
+                targets,
+                strictness: if strict { checks::Strictness::Fail } else { checks::Strictness::Warn },
+            };
+            let report = build::run(&args, &progress::Progress::new(build::interactive() && !json))?;
+            if json {
+                print_json("ferry", "build", &report);
+            } else {
+                for b in &report.bundles {
+                    println!("{}  {}", b.sha256, b.path);
+                }
+            }
+        }
+        Command::Inspect { bundle } => {
+            let i = inspect::run(&bundle)?;
+            if json {
+                print_json("ferry", "inspect", &i);
+            } else {
+                inspect::print_human(&i);
+            }
+        }
+        Command::Verify { bundle, pubkeys, require_detached } => {
+            let policy = if require_detached { DetachedPolicy::Required } else { DetachedPolicy::IfPresent };
+            let r = verify::run(&bundle, &pubkeys, policy)?;
+            if json {
+                print_json("ferry", "verify", &r);
+            } else {
+                verify::print_human(&r);
+            }
+        }
+    }
+    Ok(())
+}

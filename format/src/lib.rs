@@ -1,0 +1,37 @@
+//! The ferry bundle format, shared by the bundler and the installer.
+//!
+//! - [`digest`]: SHA-256 newtype and hashing adapters.
+//! - [`entry_path`]: validated relative paths for archive members.
+//! - [`mode`]: permission bits as octal strings.
+//! - [`limits`]: every size limit in one place.
+//! - [`manifest`]: the signed description of a bundle.
+//! - [`install`]: the install layout a manifest declares (users, directories, ACLs, configs).
+//! - [`claims`]: what a signature's trusted comment binds.
+//! - [`minisign`], [`signify`]: key and signature formats stock tools read.
+//! - [`keyring`]: the set of trusted public keys.
+//! - [`sums`]: `SHA256SUMS` checksum lists.
+//! - [`archive`]: the deterministic writer and the streaming, verifying reader.
+//! - [`verify`]: verifying a bundle file and its detached signature.
+//! - [`atomic`]: atomic file writes.
+//! - [`report`]: exit codes and the shared output envelope.
+
+pub mod archive;
+pub mod atomic;
+pub mod claims;
+pub mod digest;
+pub mod entry_path;
+pub mod install;
+pub mod keyring;
+pub mod limits;
+pub mod manifest;
+pub mod minisign;
+pub mod mode;
+pub mod report;
+pub mod signify;
+pub mod sums;
+pub mod verify;
+
+pub use digest::Sha256;
+pub use entry_path::EntryPath;
+pub use limits::Limits;
+pub use manifest::Manifest;
