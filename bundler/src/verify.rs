@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 use ferry_format::keyring::Keyring;
-use ferry_format::verify::{verify_path, DetachedPolicy, Report};
+use ferry_format::verify::{verify_path, DetachedPolicy, Failed, Report};
 use ferry_format::Limits;
 
 pub fn run(bundle: &Path, pubkeys: &[PathBuf], policy: DetachedPolicy) -> Result<Report> {
@@ -12,7 +12,10 @@ pub fn run(bundle: &Path, pubkeys: &[PathBuf], policy: DetachedPolicy) -> Result
     let outcome = verify_path(bundle, &keyring, &Limits::default(), policy, &mut |_, r| {
         std::io::copy(r, &mut std::io::sink()).map(|_| ())
     })
-    .with_context(|| format!("verifying {}", bundle.display()))?;
+    .map_err(|source| Failed {
+        path: bundle.to_owned(),
+        source,
+    })?;
     Ok(Report::new(bundle, &outcome))
 }
 

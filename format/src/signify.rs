@@ -114,3 +114,121 @@ fn nth_newline(text: &[u8], n: usize) -> Option<usize> {
         .nth(n - 1)
         .map(|(i, _)| i)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::minisign::tests::{vector_key, LEGACY_LINE, MSG, PK_B64};
+
+    #[test]
+    fn vector_embedded_signature() {
+        let sk = vector_key();
+        let file = sign_embedded(&sk, MSG, "verify with ferry.pub").unwrap();
+        assert_eq!(
+            file,
+            format!("untrusted comment: verify with ferry.pub\n{LEGACY_LINE}\nhello world\n")
+        );
+        let pk = PublicKey::from_base64(PK_B64).unwrap();
+        assert_eq!(verify_embedded(&pk, file.as_bytes()).unwrap(), MSG);
+    }
+
+    #[test]
+    fn empty_message_round_trip() {
+        let sk = vector_key();
+        let file = sign_embedded(&sk, b"", "c").unwrap();
+        assert!(file.ends_with('\n'));
+        assert_eq!(verify_embedded(&sk.public_key(), file.as_bytes()).unwrap(), b"");
+    }
+
+    #[test]
+    fn verification_failures() {
+        let sk = vector_key();
+        let pk = sk.public_key();
+        let file = sign_embedded(&sk, MSG, "c").unwrap();
+
+        let tampered = file.replace("hello world", "hello w0rld");
+        assert!(matches!(
+            verify_embedded(&pk, tampered.as_bytes()),
+            Err(SigError::BadSignature)
+        ));
+        let appended = format!("{file}more\n");
+        assert!(matches!(
+            verify_embedded(&pk, appended.as_bytes()),
+            Err(SigError::BadSignature)
+        ));
+        let stranger = SecretKey::from_seed(&[9; 32], crate::minisign::KeyId([9; 8]));
+        assert!(matches!(
+            verify_embedded(&stranger.public_key(), file.as_bytes()),
+            Err(SigError::KeyIdMismatch { .. })
+        ));
+        // The untrusted comment is not signed.
+        let recommented = file.replacen("untrusted comment: c", "untrusted comment: other", 1);
+        verify_embedded(&pk, recommented.as_bytes()).unwrap();
+    }
+
+    #[test]
+    fn rejects_malformed_files() {
+        let sk = vector_key();
+        let pk = sk.public_key();
+        let good = sign_embedded(&sk, MSG, "c").unwrap();
+        let sig_line = good.lines().nth(1).unwrap();
+        // A prehashed minisign signature line: signify cannot check it either.
+        let prehashed = crate::minisign::sign(&sk, MSG, "t", "c").unwrap().signature_line();
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("empty", Vec::new()),
+            ("one line", b"untrusted comment: c\n".to_vec()),
+            ("no newline after signature", format!("untrusted comment: c\n{sig_line}").into_bytes()),
+            ("empty comment", format!("untrusted comment: \n{sig_line}\nhello world\n").into_bytes()),
+            ("no prefix", format!("comment: c\n{sig_line}\nhello world\n").into_bytes()),
+            ("CR inside comment", format!("untrusted comment: a\rb\n{sig_line}\nhello world\n").into_bytes()),
+            ("truncated base64", format!("untrusted comment: c\n{}\nhello world\n", &sig_line[..96]).into_bytes()),
+            ("prehashed tag", format!("untrusted comment: c\n{prehashed}\nhello world\n").into_bytes()),
+            ("binary header", b"untrusted comment: \xff\nx\n".to_vec()),
+        ];
+        for (name, text) in cases {
+            match verify_embedded(&pk, &text) {
+                Err(SigError::Malformed { .. } | SigError::UnsupportedAlgorithm(_)) => {}
+                other => panic!("{name}: expected an error, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn sign_rejects_what_signify_cannot_read() {
+        let sk = vector_key();
+        let long = "c".repeat(MAX_UNTRUSTED_COMMENT + 1);
+        for comment in ["", "a\nb", "a\rb", "a\0b", long.as_str()] {
+            assert!(
+                matches!(
+                    sign_embedded(&sk, MSG, comment),
+                    Err(SigError::InvalidInput { .. })
+                ),
+                "{comment:?}"
+            );
+        }
+        assert!(matches!(
+            sign_embedded(&sk, b"\xff", "c"),
+            Err(SigError::InvalidInput { .. })
+        ));
+        sign_embedded(&sk, MSG, &"c".repeat(MAX_UNTRUSTED_COMMENT)).unwrap();
+    }
+
+    #[test]
+    fn binary_messages_verify() {
+        // signify signs bytes; only our writer insists on text.
+        let sk = vector_key();
+        let mut file = sign_embedded(&sk, b"", "c").unwrap().into_bytes();
+        let header_len = file.len();
+        let message = b"\x00\xff\r\n\x01";
+        let mut lines = file.split(|&b| b == b'\n');
+        lines.next();
+        let b64 = std::str::from_utf8(lines.next().unwrap()).unwrap().to_owned();
+        let mut payload: [u8; 74] = crate::minisign::decode_b64(&b64, "t").unwrap();
+        payload[10..].copy_from_slice(&sk.sign_raw(message));
+        file.truncate(header_len - b64.len() - 1);
+        file.extend_from_slice(encode_b64(&payload).as_bytes());
+        file.push(b'\n');
+        file.extend_from_slice(message);
+        assert_eq!(verify_embedded(&sk.public_key(), &file).unwrap(), message);
+    }
+}

@@ -195,3 +195,95 @@ fn parse_hex(hex: &str) -> Option<[u8; 32]> {
     }
     Some(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HELLO: &str = "a948904f2f0f479b8f8197694b30184b0d2ed1c1cd2a1ec0fb85d299a192a447";
+
+    fn digest(b: u8) -> [u8; 32] {
+        [b; 32]
+    }
+
+    #[test]
+    fn writes_sorted_bsd_tag_lines() {
+        let mut list = SumsList::new();
+        list.push("bin/hello", digest(0xab)).unwrap();
+        // Looks like a line of its own, yet parses back as one path.
+        list.push("SHA256 (odd name.txt", digest(0x01)).unwrap();
+        list.push("a dir/z", digest(0x00)).unwrap();
+        list.push("héllo", parse_hex(HELLO).unwrap()).unwrap();
+        let text = list.to_string();
+        assert_eq!(
+            text,
+            format!(
+                "SHA256 (SHA256 (odd name.txt) = {}\n\
+                 SHA256 (a dir/z) = {}\n\
+                 SHA256 (bin/hello) = {}\n\
+                 SHA256 (héllo) = {HELLO}\n",
+                "01".repeat(32),
+                "00".repeat(32),
+                "ab".repeat(32),
+            )
+        );
+        let back = SumsList::parse(&text).unwrap();
+        assert_eq!(back, list);
+        assert_eq!(back.len(), 4);
+        assert_eq!(back.get("bin/hello"), Some(&digest(0xab)));
+        assert_eq!(back.get("bin"), None);
+        let paths: Vec<&str> = back.iter().map(|(p, _)| p).collect();
+        assert_eq!(paths, ["SHA256 (odd name.txt", "a dir/z", "bin/hello", "héllo"]);
+    }
+
+    #[test]
+    fn rejects_bad_paths() {
+        let long = "a".repeat(MAX_PATH_BYTES + 1);
+        for path in [
+            "", "/etc/passwd", "a)b", "a\\b", "a\nb", "a\rb", "a\tb", "a\0b", " lead", "trail ",
+            "a//b", "a/", "./a", "a/./b", "../a", "a/..", ".", long.as_str(),
+        ] {
+            let mut list = SumsList::new();
+            assert!(
+                matches!(list.push(path, digest(0)), Err(SumsError::BadPath { .. })),
+                "{path:?}"
+            );
+        }
+        let mut list = SumsList::new();
+        list.push("a".repeat(MAX_PATH_BYTES), digest(0)).unwrap();
+        list.push(".hidden/..dots/x..y", digest(0)).unwrap();
+        assert!(matches!(
+            list.push(".hidden/..dots/x..y", digest(1)),
+            Err(SumsError::Duplicate(_))
+        ));
+    }
+
+    #[test]
+    fn rejects_malformed_lists() {
+        let line = |path: &str, hex: &str| format!("SHA256 ({path}) = {hex}\n");
+        let a = line("a", HELLO);
+        let b = line("b", HELLO);
+        let cases: Vec<(&str, String)> = vec![
+            ("empty", String::new()),
+            ("uppercase hex", line("a", &HELLO.to_uppercase())),
+            ("short hex", line("a", &HELLO[..62])),
+            ("long hex", line("a", &format!("{HELLO}00"))),
+            ("blank line", format!("{a}\n{b}")),
+            ("comment", format!("# sums\n{a}")),
+            ("GNU two-space form", format!("{HELLO}  a\n")),
+            ("CRLF", a.replace('\n', "\r\n")),
+            ("no final LF", a.trim_end().to_owned()),
+            ("unsorted", format!("{b}{a}")),
+            ("duplicate", format!("{a}{a}")),
+            ("SHA512 tag", a.replace("SHA256", "SHA512")),
+            ("missing space", a.replace(") = ", ")= ")),
+            ("absolute path", line("/a", HELLO)),
+            ("dot-dot path", line("../a", HELLO)),
+            ("paren in path", line("a)b", HELLO)),
+            ("trailing space", a.replace('\n', " \n")),
+        ];
+        for (name, text) in cases {
+            assert!(SumsList::parse(&text).is_err(), "{name}: {text:?}");
+        }
+    }
+}

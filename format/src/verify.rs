@@ -84,6 +84,15 @@ impl VerifyError {
     }
 }
 
+/// A verification failure with the bundle's path in its one-line message.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {source}", path.display())]
+pub struct Failed {
+    pub path: PathBuf,
+    #[source]
+    pub source: VerifyError,
+}
+
 pub fn detached_path(bundle: &Path) -> PathBuf {
     let mut s = bundle.as_os_str().to_owned();
     s.push(".minisig");
