@@ -24,7 +24,11 @@ pub fn sign_embedded(
     message: &[u8],
     untrusted_comment: &str,
 ) -> Result<String, SigError> {
-    check_comment(untrusted_comment, "untrusted comment", MAX_UNTRUSTED_COMMENT)?;
+    check_comment(
+        untrusted_comment,
+        "untrusted comment",
+        MAX_UNTRUSTED_COMMENT,
+    )?;
     if untrusted_comment.is_empty() {
         return Err(SigError::invalid(
             "untrusted comment",
@@ -75,7 +79,10 @@ pub fn verify_embedded<'a>(pk: &PublicKey, text: &'a [u8]) -> Result<&'a [u8], S
 
     let comment = split_line(&mut rest, WHAT)?.expect("header has two lines");
     let comment_text = comment.text.strip_prefix(COMMENT_PREFIX).ok_or_else(|| {
-        SigError::malformed(WHAT, format!("the first line must start with {COMMENT_PREFIX:?}"))
+        SigError::malformed(
+            WHAT,
+            format!("the first line must start with {COMMENT_PREFIX:?}"),
+        )
     })?;
     if comment_text.is_empty() || comment_text.len() > MAX_UNTRUSTED_COMMENT {
         return Err(SigError::malformed(
@@ -137,7 +144,10 @@ mod tests {
         let sk = vector_key();
         let file = sign_embedded(&sk, b"", "c").unwrap();
         assert!(file.ends_with('\n'));
-        assert_eq!(verify_embedded(&sk.public_key(), file.as_bytes()).unwrap(), b"");
+        assert_eq!(
+            verify_embedded(&sk.public_key(), file.as_bytes()).unwrap(),
+            b""
+        );
     }
 
     #[test]
@@ -173,16 +183,36 @@ mod tests {
         let good = sign_embedded(&sk, MSG, "c").unwrap();
         let sig_line = good.lines().nth(1).unwrap();
         // A prehashed minisign signature line: signify cannot check it either.
-        let prehashed = crate::minisign::sign(&sk, MSG, "t", "c").unwrap().signature_line();
+        let prehashed = crate::minisign::sign(&sk, MSG, "t", "c")
+            .unwrap()
+            .signature_line();
         let cases: Vec<(&str, Vec<u8>)> = vec![
             ("empty", Vec::new()),
             ("one line", b"untrusted comment: c\n".to_vec()),
-            ("no newline after signature", format!("untrusted comment: c\n{sig_line}").into_bytes()),
-            ("empty comment", format!("untrusted comment: \n{sig_line}\nhello world\n").into_bytes()),
-            ("no prefix", format!("comment: c\n{sig_line}\nhello world\n").into_bytes()),
-            ("CR inside comment", format!("untrusted comment: a\rb\n{sig_line}\nhello world\n").into_bytes()),
-            ("truncated base64", format!("untrusted comment: c\n{}\nhello world\n", &sig_line[..96]).into_bytes()),
-            ("prehashed tag", format!("untrusted comment: c\n{prehashed}\nhello world\n").into_bytes()),
+            (
+                "no newline after signature",
+                format!("untrusted comment: c\n{sig_line}").into_bytes(),
+            ),
+            (
+                "empty comment",
+                format!("untrusted comment: \n{sig_line}\nhello world\n").into_bytes(),
+            ),
+            (
+                "no prefix",
+                format!("comment: c\n{sig_line}\nhello world\n").into_bytes(),
+            ),
+            (
+                "CR inside comment",
+                format!("untrusted comment: a\rb\n{sig_line}\nhello world\n").into_bytes(),
+            ),
+            (
+                "truncated base64",
+                format!("untrusted comment: c\n{}\nhello world\n", &sig_line[..96]).into_bytes(),
+            ),
+            (
+                "prehashed tag",
+                format!("untrusted comment: c\n{prehashed}\nhello world\n").into_bytes(),
+            ),
             ("binary header", b"untrusted comment: \xff\nx\n".to_vec()),
         ];
         for (name, text) in cases {
@@ -222,7 +252,9 @@ mod tests {
         let message = b"\x00\xff\r\n\x01";
         let mut lines = file.split(|&b| b == b'\n');
         lines.next();
-        let b64 = std::str::from_utf8(lines.next().unwrap()).unwrap().to_owned();
+        let b64 = std::str::from_utf8(lines.next().unwrap())
+            .unwrap()
+            .to_owned();
         let mut payload: [u8; 74] = crate::minisign::decode_b64(&b64, "t").unwrap();
         payload[10..].copy_from_slice(&sk.sign_raw(message));
         file.truncate(header_len - b64.len() - 1);

@@ -45,7 +45,10 @@ impl SumsList {
     pub fn push(&mut self, path: impl Into<String>, digest: [u8; 32]) -> Result<(), SumsError> {
         let path = path.into();
         check_path(&path)?;
-        match self.entries.binary_search_by(|(p, _)| p.as_str().cmp(&path)) {
+        match self
+            .entries
+            .binary_search_by(|(p, _)| p.as_str().cmp(&path))
+        {
             Ok(_) => Err(SumsError::Duplicate(path)),
             Err(at) => {
                 self.entries.insert(at, (path, digest));
@@ -233,15 +236,34 @@ mod tests {
         assert_eq!(back.get("bin/hello"), Some(&digest(0xab)));
         assert_eq!(back.get("bin"), None);
         let paths: Vec<&str> = back.iter().map(|(p, _)| p).collect();
-        assert_eq!(paths, ["SHA256 (odd name.txt", "a dir/z", "bin/hello", "héllo"]);
+        assert_eq!(
+            paths,
+            ["SHA256 (odd name.txt", "a dir/z", "bin/hello", "héllo"]
+        );
     }
 
     #[test]
     fn rejects_bad_paths() {
         let long = "a".repeat(MAX_PATH_BYTES + 1);
         for path in [
-            "", "/etc/passwd", "a)b", "a\\b", "a\nb", "a\rb", "a\tb", "a\0b", " lead", "trail ",
-            "a//b", "a/", "./a", "a/./b", "../a", "a/..", ".", long.as_str(),
+            "",
+            "/etc/passwd",
+            "a)b",
+            "a\\b",
+            "a\nb",
+            "a\rb",
+            "a\tb",
+            "a\0b",
+            " lead",
+            "trail ",
+            "a//b",
+            "a/",
+            "./a",
+            "a/./b",
+            "../a",
+            "a/..",
+            ".",
+            long.as_str(),
         ] {
             let mut list = SumsList::new();
             assert!(

@@ -3,8 +3,10 @@ use std::path::Path;
 use clap::Parser as _;
 use ferry_format::report::{print_error, print_json, Code};
 use ferry_format::verify::DetachedPolicy;
-use ferry_format::Limits;
 use ferry_install::cli::{Cli, Command};
+use ferry_install::host::Host;
+use ferry_install::install::{self, Apply, Downgrade, InstallArgs, Start};
+use ferry_install::manage::{self, Purge};
 use ferry_install::{exit, keys, verify};
 
 fn main() {
@@ -25,18 +27,84 @@ fn main() {
     }
 }
 
+fn emit<T: serde::Serialize>(json: bool, command: &str, value: &T, human: impl FnOnce(&T)) {
+    if json {
+        print_json("ferry-install", command, value);
+    } else {
+        human(value);
+    }
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     let json = cli.json;
     match cli.command {
-        Command::Verify { bundle, keys: key_args, require_detached } => {
+        Command::Verify { bundle, keys: key_args, require_detached, limits } => {
             let keyring = keys::load(&key_args, Path::new("/"))?;
             let policy = if require_detached { DetachedPolicy::Required } else { DetachedPolicy::IfPresent };
-            let r = verify::run(&bundle, &keyring, &Limits::default(), policy)?;
-            if json {
-                print_json("ferry-install", "verify", &r);
-            } else {
-                verify::print_human(&r);
-            }
+            let r = verify::run(&bundle, &keyring, &limits.limits(), policy)?;
+            emit(json, "verify", &r, verify::print_human);
+        }
+        Command::Install { bundle, keys: key_args, env, root, dry_run, no_start, allow_downgrade, limits } => {
+            let host = Host::new(root.as_deref());
+            let keyring = keys::load(&key_args, &host.root)?;
+            let args = InstallArgs {
+                bundle,
+                keyring,
+                env,
+                host,
+                apply: if dry_run { Apply::DryRun } else { Apply::Yes },
+                start: if no_start { Start::No } else { Start::Yes },
+                downgrade: if allow_downgrade { Downgrade::Allow } else { Downgrade::Refuse },
+                limits: limits.limits(),
+            };
+            let r = install::run(&args)?;
+            emit(json, "install", &r, |r| {
+                for c in &r.configs {
+                    if let Some(d) = &c.diff {
+                        println!("{} {}: {}", c.action, c.path, c.new_default.as_deref().map_or(String::new(), |n| format!("new default in {n}")));
+                        print!("{d}");
+                    }
+                }
+                if r.dry_run {
+                    println!("{}", serde_json::to_string_pretty(&r.plan).unwrap_or_default());
+                }
+                println!("{}", r.message);
+            });
+        }
+        Command::Status { app, root } => {
+            let s = manage::status(&Host::new(root.as_deref()), &app)?;
+            emit(json, "status", &s, |s| {
+                println!(
+                    "{} {} ({}) unit {} {}/{} restarts {} healthy {}",
+                    s.app,
+                    s.version,
+                    s.env,
+                    s.unit,
+                    s.active_state.as_deref().unwrap_or("-"),
+                    s.sub_state.as_deref().unwrap_or("-"),
+                    s.n_restarts.as_deref().unwrap_or("-"),
+                    s.healthy.map_or("-".into(), |h| h.to_string())
+                );
+            });
+        }
+        Command::List { root } => {
+            let l = manage::list(&Host::new(root.as_deref()))?;
+            emit(json, "list", &l, |l| {
+                for a in l {
+                    println!("{} {} ({}) previous: {}", a.app, a.version, a.env, a.previous_versions.join(", "));
+                }
+            });
+        }
+        Command::Rollback { app, root } => {
+            let r = manage::rollback(&Host::new(root.as_deref()), &app)?;
+            emit(json, "rollback", &r, |r| println!("{} rolled back from {} to {}", r.app, r.from_version, r.to_version));
+        }
+        Command::Uninstall { app, purge, root } => {
+            let purge = if purge { Purge::Everything } else { Purge::KeepData };
+            let r = manage::uninstall(&Host::new(root.as_deref()), &app, purge)?;
+            emit(json, "uninstall", &r, |r| {
+                println!("{} {} uninstalled; kept: {}", r.app, r.version, if r.kept.is_empty() { "nothing".into() } else { r.kept.join(", ") });
+            });
         }
     }
     Ok(())

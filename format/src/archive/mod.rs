@@ -11,7 +11,7 @@ mod tee;
 mod writer;
 
 pub use error::BundleError;
-pub use reader::{read_bundle, read_manifest_unverified, Verified};
+pub use reader::{read_bundle, read_manifest_unverified, read_verified_manifest, Verified};
 pub use tee::{Counter, OutputDigests};
 #[cfg(feature = "writer")]
 pub use writer::{write_bundle, PackFile, PackOptions};

@@ -396,3 +396,29 @@ pub fn read_manifest_unverified<R: Read>(
     let manifest = parse_manifest(&manifest_bytes, limits)?;
     Ok((manifest, sig, Sha256::of(&manifest_bytes)))
 }
+
+/// Reads the manifest and its signature and verifies them, reading no payload: lets the
+/// installer run its preflight checks (arch, downgrade, space) before the real pass.
+pub fn read_verified_manifest<R: Read>(
+    input: R,
+    keyring: &Keyring,
+    limits: &Limits,
+) -> Result<(Manifest, Sha256, KeyId), BundleError> {
+    let (mut archive, _) = open(input, limits)?;
+    let mut entries = archive.entries().map_err(|e| stream_error(&e, limits))?;
+    let manifest_bytes = read_small(
+        &mut entries,
+        MANIFEST_PATH,
+        limits.manifest_bytes,
+        LimitKind::ManifestBytes,
+        limits,
+    )?;
+    let sig_bytes = read_small(
+        &mut entries,
+        MANIFEST_SIG_PATH,
+        limits.signature_bytes,
+        LimitKind::SignatureBytes,
+        limits,
+    )?;
+    authenticate(&manifest_bytes, &sig_bytes, keyring, limits)
+}

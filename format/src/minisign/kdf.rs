@@ -54,7 +54,7 @@ pub(crate) fn pick_params(opslimit: u64, memlimit: u64) -> ScryptParams {
     }
 }
 
-/// The key stream that is XORed over keynum ‖ sk ‖ checksum.
+/// The key stream that is `XORed` over keynum ‖ sk ‖ checksum.
 pub(crate) fn derive_stream(
     passphrase: &[u8],
     salt: &[u8; 32],
@@ -78,18 +78,15 @@ pub(crate) fn derive_stream(
         ));
     }
     let log_n = u8::try_from(params.log_n).expect("bounded by the memory check");
-    let scrypt_params = scrypt::Params::new(
-        log_n,
-        params.r,
-        params.p,
-        scrypt::Params::RECOMMENDED_LEN,
-    )
-    .map_err(|e| {
-        SigError::malformed(
-            "secret key",
-            format!("scrypt parameters {params:?} rejected: {e}"),
-        )
-    })?;
+    let scrypt_params =
+        scrypt::Params::new(log_n, params.r, params.p, scrypt::Params::RECOMMENDED_LEN).map_err(
+            |e| {
+                SigError::malformed(
+                    "secret key",
+                    format!("scrypt parameters {params:?} rejected: {e}"),
+                )
+            },
+        )?;
     let mut stream = Zeroizing::new([0u8; STREAM_LEN]);
     scrypt::scrypt(passphrase, salt, &scrypt_params, stream.as_mut_slice())
         .expect("104 bytes is a valid scrypt output length");

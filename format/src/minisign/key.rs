@@ -61,15 +61,16 @@ impl fmt::Debug for KeyId {
 impl FromStr for KeyId {
     type Err = SigError;
 
-    /// Parses the displayed form (16 hex digits, either case).
+    /// Parses the displayed form, 1 to 16 hex digits in either case: minisign 0.11 prints
+    /// ids without leading zeros, newer versions pad them to 16.
     fn from_str(s: &str) -> Result<Self, SigError> {
-        if s.len() != 16 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if s.is_empty() || s.len() > 16 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(SigError::malformed(
                 "key id",
-                format!("{s:?} is not 16 hex digits"),
+                format!("{s:?} is not 1 to 16 hex digits"),
             ));
         }
-        let n = u64::from_str_radix(s, 16).expect("checked to be 16 hex digits");
+        let n = u64::from_str_radix(s, 16).expect("checked to be hex digits");
         Ok(Self(n.to_le_bytes()))
     }
 }
@@ -138,7 +139,8 @@ impl PublicKey {
         Self::parse(&read_small_file(path.as_ref(), Self::WHAT)?)
     }
 
-    /// The file as `minisign -G` writes it.
+    /// The file as `minisign -G` writes it. The key id in the comment is padded to 16
+    /// digits like newer minisign; 0.11 drops leading zeros. Only the base64 line counts.
     pub fn to_file_string(&self) -> String {
         format!(
             "{COMMENT_PREFIX}minisign public key {}\n{}\n",
@@ -314,8 +316,7 @@ impl SecretKey {
                 "checksum does not match: the file is corrupt",
             ));
         }
-        let seed: Zeroizing<[u8; 32]> =
-            Zeroizing::new(raw[SK_SEED].try_into().expect("32 bytes"));
+        let seed: Zeroizing<[u8; 32]> = Zeroizing::new(raw[SK_SEED].try_into().expect("32 bytes"));
         let key = Self::from_seed(&seed, KeyId(raw[SK_KEYNUM].try_into().expect("8 bytes")));
         // minisign takes the public half from these bytes (`minisign -R`); make sure it is
         // the one that belongs to the seed.
@@ -363,8 +364,7 @@ impl SecretKey {
                 raw[SK_SALT].copy_from_slice(&salt);
                 raw[SK_OPSLIMIT].copy_from_slice(&opslimit.to_le_bytes());
                 raw[SK_MEMLIMIT].copy_from_slice(&memlimit.to_le_bytes());
-                let stream =
-                    kdf::derive_stream(passphrase.as_bytes(), &salt, opslimit, memlimit)?;
+                let stream = kdf::derive_stream(passphrase.as_bytes(), &salt, opslimit, memlimit)?;
                 xor(&mut raw[SK_ENCRYPTED], stream.as_slice());
                 "minisign encrypted secret key"
             }
@@ -407,7 +407,7 @@ fn kdf_tag(raw: &[u8; SK_LEN]) -> Result<[u8; 2], SigError> {
     }
 }
 
-/// BLAKE2b with a 32-byte output (not truncated BLAKE2b-512) over "Ed" ‖ keynum ‖ sk.
+/// `BLAKE2b` with a 32-byte output (not truncated BLAKE2b-512) over "Ed" ‖ keynum ‖ sk.
 fn compute_checksum(raw: &[u8; SK_LEN]) -> [u8; 32] {
     let mut h = Blake2b::<U32>::new();
     h.update(&raw[..2]);
@@ -494,7 +494,18 @@ mod tests {
             "abcdef0123456789".parse::<KeyId>().unwrap().to_string(),
             "ABCDEF0123456789"
         );
-        for bad in ["", "0807", "08070605040302011", "+807060504030201", "080706050403020g"] {
+        // minisign 0.11 drops leading zeros.
+        assert_eq!(
+            "3ECB89B732836A3".parse::<KeyId>().unwrap().to_string(),
+            "03ECB89B732836A3"
+        );
+        for bad in [
+            "",
+            " 0807",
+            "08070605040302011",
+            "+807060504030201",
+            "080706050403020g",
+        ] {
             assert!(bad.parse::<KeyId>().is_err(), "{bad:?}");
         }
     }
@@ -529,19 +540,37 @@ mod tests {
             raw.extend_from_slice(key);
             format!("untrusted comment: k\n{}\n", encode_b64(&raw))
         };
-        let long_comment = format!("untrusted comment: {}\n{PK_B64}\n", "x".repeat(COMMENT_LINE_MAX));
+        let long_comment = format!(
+            "untrusted comment: {}\n{PK_B64}\n",
+            "x".repeat(COMMENT_LINE_MAX)
+        );
         let cases: Vec<(&str, String)> = vec![
             ("empty", String::new()),
             ("no comment line", format!("{PK_B64}\n")),
             ("no base64 line", "untrusted comment: k\n".into()),
-            ("extra line", format!("untrusted comment: k\n{PK_B64}\n{PK_B64}\n")),
-            ("truncated", format!("untrusted comment: k\n{}\n", &PK_B64[..52])),
-            ("bad character", format!("untrusted comment: k\n{}\n", PK_B64.replace('Q', "!"))),
-            ("prehashed tag", payload(b"ED", vector_key().public_key().as_bytes())),
+            (
+                "extra line",
+                format!("untrusted comment: k\n{PK_B64}\n{PK_B64}\n"),
+            ),
+            (
+                "truncated",
+                format!("untrusted comment: k\n{}\n", &PK_B64[..52]),
+            ),
+            (
+                "bad character",
+                format!("untrusted comment: k\n{}\n", PK_B64.replace('Q', "!")),
+            ),
+            (
+                "prehashed tag",
+                payload(b"ED", vector_key().public_key().as_bytes()),
+            ),
             ("off the curve", payload(b"Ed", &off_curve)),
             ("weak key", payload(b"Ed", &identity)),
             ("comment too long", long_comment),
-            ("CR inside a line", format!("untrusted comment: k\n{PK_B64}\rx\n")),
+            (
+                "CR inside a line",
+                format!("untrusted comment: k\n{PK_B64}\rx\n"),
+            ),
         ];
         for (name, text) in cases {
             match PublicKey::parse(&text) {
@@ -572,7 +601,11 @@ mod tests {
     #[test]
     fn minisign_w_keys_with_a_zero_checksum_load() {
         // `minisign -G -W` writes no checksum.
-        let mut raw = raw_secret(&vector_key().to_file_string(&Encryption::Unencrypted).unwrap());
+        let mut raw = raw_secret(
+            &vector_key()
+                .to_file_string(&Encryption::Unencrypted)
+                .unwrap(),
+        );
         raw[SK_CHECKSUM].fill(0);
         let back = SecretKey::parse(&secret_file(&raw), None).unwrap();
         assert_eq!(back.public_key(), vector_key().public_key());
@@ -634,9 +667,15 @@ mod tests {
             secret_file(&raw)
         };
         let cases: Vec<(&str, String)> = vec![
-            ("signature algorithm", edit(&|r| r[..2].copy_from_slice(b"ED"))),
+            (
+                "signature algorithm",
+                edit(&|r| r[..2].copy_from_slice(b"ED")),
+            ),
             ("kdf", edit(&|r| r[SK_KDF].copy_from_slice(b"Xx"))),
-            ("checksum algorithm", edit(&|r| r[SK_CHK_ALG].copy_from_slice(b"B3"))),
+            (
+                "checksum algorithm",
+                edit(&|r| r[SK_CHK_ALG].copy_from_slice(b"B3")),
+            ),
             ("corrupt checksum", edit(&|r| r[SK_CHECKSUM.start] ^= 1)),
             ("corrupt seed", edit(&|r| r[SK_SEED.start] ^= 1)),
             (
@@ -647,7 +686,10 @@ mod tests {
                     r[SK_CHECKSUM].fill(0);
                 }),
             ),
-            ("truncated", format!("untrusted comment: k\n{}\n", &encode_b64(&plain)[..208])),
+            (
+                "truncated",
+                format!("untrusted comment: k\n{}\n", &encode_b64(&plain)[..208]),
+            ),
             ("no comment", format!("{}\n", encode_b64(&plain))),
         ];
         for (name, text) in cases {

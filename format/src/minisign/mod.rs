@@ -278,7 +278,10 @@ pub(crate) fn describe_tag(tag: [u8; 2]) -> String {
 }
 
 /// Reads a small text file into a buffer that is wiped when dropped (it may be a secret key).
-pub(crate) fn read_small_file(path: &Path, what: &'static str) -> Result<Zeroizing<String>, SigError> {
+pub(crate) fn read_small_file(
+    path: &Path,
+    what: &'static str,
+) -> Result<Zeroizing<String>, SigError> {
     let io_err = |source| SigError::Io {
         path: path.to_owned(),
         source,
@@ -467,7 +470,10 @@ pub(crate) mod tests {
             &"u".repeat(MAX_UNTRUSTED_COMMENT),
         )
         .unwrap();
-        assert_eq!(Signature::parse(&at_limit.to_file_string()).unwrap(), at_limit);
+        assert_eq!(
+            Signature::parse(&at_limit.to_file_string()).unwrap(),
+            at_limit
+        );
         sign(&sk, MSG, "", "").unwrap();
     }
 }

@@ -56,8 +56,8 @@ pub struct Signature {
     pub key_id: KeyId,
     pub untrusted_comment: String,
     pub trusted_comment: String,
-    signature: [u8; 64],
-    global_signature: [u8; 64],
+    sig: [u8; 64],
+    global_sig: [u8; 64],
 }
 
 /// Longest base64 lines minisign's `fgets` buffers take, line ending included. The last
@@ -73,27 +73,27 @@ impl Signature {
         key_id: KeyId,
         untrusted_comment: String,
         trusted_comment: String,
-        signature: [u8; 64],
-        global_signature: [u8; 64],
+        sig: [u8; 64],
+        global_sig: [u8; 64],
     ) -> Self {
         Self {
             algorithm,
             key_id,
             untrusted_comment,
             trusted_comment,
-            signature,
-            global_signature,
+            sig,
+            global_sig,
         }
     }
 
     /// The Ed25519 signature over the file (or its digest).
     pub fn signature_bytes(&self) -> &[u8; 64] {
-        &self.signature
+        &self.sig
     }
 
     /// The Ed25519 signature over `signature ‖ trusted comment`.
     pub fn global_signature_bytes(&self) -> &[u8; 64] {
-        &self.global_signature
+        &self.global_sig
     }
 
     /// Second line of the file: base64(tag | keynum | signature).
@@ -101,13 +101,13 @@ impl Signature {
         let mut raw = Vec::with_capacity(74);
         raw.extend_from_slice(&self.algorithm.tag());
         raw.extend_from_slice(&self.key_id.0);
-        raw.extend_from_slice(&self.signature);
+        raw.extend_from_slice(&self.sig);
         encode_b64(&raw)
     }
 
     /// Fourth line of the file: base64(global signature).
     pub fn global_signature_line(&self) -> String {
-        encode_b64(&self.global_signature)
+        encode_b64(&self.global_sig)
     }
 
     /// Reads a signature file strictly: exactly four lines (LF or CRLF endings, the last
@@ -154,8 +154,10 @@ impl Signature {
                 )
             })?;
 
-        let global_signature: [u8; 64] =
-            decode_b64(next("global signature line", GLOBAL_LINE_MAX)?.text, Self::WHAT)?;
+        let global_sig: [u8; 64] = decode_b64(
+            next("global signature line", GLOBAL_LINE_MAX)?.text,
+            Self::WHAT,
+        )?;
         if !rest.is_empty() {
             return Err(SigError::malformed(
                 Self::WHAT,
@@ -168,8 +170,8 @@ impl Signature {
             key_id: KeyId(payload[2..10].try_into().expect("8 bytes")),
             untrusted_comment: untrusted_comment.to_owned(),
             trusted_comment: trusted_comment.to_owned(),
-            signature: payload[10..].try_into().expect("64 bytes"),
-            global_signature,
+            sig: payload[10..].try_into().expect("64 bytes"),
+            global_sig,
         })
     }
 
@@ -270,9 +272,18 @@ mod tests {
             ("no trusted prefix", with(2, TRUSTED)),
             ("non-canonical global base64", with(3, &non_canonical)),
             ("global signature too short", with(3, &GLOBAL_LINE[..84])),
-            ("CR inside untrusted comment", with(0, "untrusted comment: a\rb")),
-            ("CR inside trusted comment", with(2, "trusted comment: a\rb")),
-            ("NUL inside trusted comment", with(2, "trusted comment: a\0b")),
+            (
+                "CR inside untrusted comment",
+                with(0, "untrusted comment: a\rb"),
+            ),
+            (
+                "CR inside trusted comment",
+                with(2, "trusted comment: a\rb"),
+            ),
+            (
+                "NUL inside trusted comment",
+                with(2, "trusted comment: a\0b"),
+            ),
             ("untrusted line too long", with(0, &long_untrusted)),
             ("trusted line too long", with(2, &long_trusted)),
             ("missing global signature", lines[..3].join("\n") + "\n"),
@@ -284,9 +295,7 @@ mod tests {
         ];
         for (name, text) in cases {
             match Signature::parse(&text) {
-                Err(
-                    SigError::Malformed { .. } | SigError::UnsupportedAlgorithm(_),
-                ) => {}
+                Err(SigError::Malformed { .. } | SigError::UnsupportedAlgorithm(_)) => {}
                 other => panic!("{name}: expected an error, got {other:?}"),
             }
         }
