@@ -10,7 +10,7 @@ use super::SigError;
 pub(crate) const OPSLIMIT_SENSITIVE: u64 = 33_554_432;
 pub(crate) const MEMLIMIT_SENSITIVE: u64 = 1_073_741_824;
 
-/// Encrypted part of a secret key: keynum[8] ‖ sk[64] ‖ checksum[32].
+/// Encrypted part of a secret key: keynum (8 bytes) ‖ sk (64) ‖ checksum (32).
 pub(crate) const STREAM_LEN: usize = 104;
 
 /// Most memory a secret key file may make us spend: what minisign itself uses. A key

@@ -1,9 +1,10 @@
 //! minisign keys and signatures, byte for byte what minisign 0.11 writes and reads
 //! (layouts and test vectors: `shared/specs/signatures.md`).
 //!
-//! - [`key`](KeyId): key ids, public keys, secret keys (scrypt-encrypted or not).
-//! - [`Signature`]: the four-line `.minisig` file.
+//! - [`KeyId`], [`PublicKey`], [`SecretKey`] (scrypt-encrypted or not, see [`Encryption`]).
+//! - [`Signature`]: the four-line `.minisig` file; [`PublicKey::verify`] checks it.
 //! - [`sign`], [`sign_prehashed`], [`Prehasher`]: making prehashed ("ED") signatures.
+//! - [`SigError`]: every failure, for this module and [`crate::signify`].
 //!
 //! Verification always uses `verify_strict`, which also rejects the weak keys and
 //! small-order points that libsodium rejects.
