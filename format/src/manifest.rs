@@ -163,7 +163,7 @@ pub enum Role {
     Sysusers,
     /// tmpfiles.d snippet.
     Tmpfiles,
-    /// CycloneDX SBOM.
+    /// `CycloneDX` SBOM.
     Sbom,
     /// Documentation carried along.
     Doc,

@@ -63,7 +63,7 @@ fn chain(err: &(dyn Error + 'static)) -> (String, Vec<String>) {
     while let Some(c) = cur {
         let text = c.to_string();
         // thiserror's `{0}`-style messages repeat their source: skip exact repeats.
-        if !causes.last().is_some_and(|l: &String| l == &text) && !err.to_string().ends_with(&text) {
+        if causes.last().is_none_or(|l: &String| l != &text) && !err.to_string().ends_with(&text) {
             causes.push(text);
         }
         cur = c.source();

@@ -1,5 +1,5 @@
 //! Verifying a bundle file: the embedded manifest signature and every payload digest in one
-//! streaming pass, and the detached `.minisig` beside it against the same pass's BLAKE2b.
+//! streaming pass, and the detached `.minisig` beside it against the same pass's `BLAKE2b`.
 //! Shared by `ferry verify` and `ferry-install verify`, so both judge alike.
 
 use std::fs::File;

@@ -165,7 +165,7 @@ mod tests {
     fn spec_example_g999_rx_on_0750() {
         // target-host.md: `g:999:r-x` on a 0750 dir.
         let acl = Acl::from_mode(0o750, &[Named::Group { gid: 999, perms: 5 }]);
-        let hex: String = acl.encode().iter().map(|b| format!("{b:02x}")).collect();
+        let hex = ferry_format::digest::hex(&acl.encode());
         assert_eq!(
             hex,
             "02000000\

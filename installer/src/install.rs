@@ -388,17 +388,15 @@ pub fn run(args: &InstallArgs) -> Result<InstallReport> {
             host.systemctl(&["daemon-reload"])?;
             let unit = manifest.install.unit.as_str();
             let _ = host.systemctl(&["reset-failed", unit]);
-            let restored = match &current {
-                Some(prev) => {
-                    let prev_manifest = crate::recover::release_manifest(host, &app, &prev.version)?;
-                    activate::start_and_check(host, &prev_manifest)
-                        .map(|()| format!("{} is running and healthy again", prev.version))
-                        .unwrap_or_else(|e| format!("the previous release {} is unhealthy too: {}", prev.version, e.0))
-                }
-                None => {
-                    let _ = host.systemctl(&["disable", "--now", unit]);
-                    "it was a first install: the service is stopped and removed".into()
-                }
+            let restored = if let Some(prev) = &current {
+                let prev_manifest = crate::recover::release_manifest(host, &app, &prev.version)?;
+                activate::start_and_check(host, &prev_manifest).map_or_else(
+                    |e| format!("the previous release {} is unhealthy too: {}", prev.version, e.0),
+                    |()| format!("{} is running and healthy again", prev.version),
+                )
+            } else {
+                let _ = host.systemctl(&["disable", "--now", unit]);
+                "it was a first install: the service is stopped and removed".into()
             };
             return Err(anyhow!(RolledBack(format!(
                 "{app} {} did not become healthy ({}); rolled back: {restored}. Last journal lines:\n{tail}",

@@ -11,7 +11,7 @@
 //! - [`acl`]: POSIX ACL xattrs without libacl.
 //! - [`accounts`]: /etc/passwd and /etc/group without NSS.
 //! - [`activate`]: restart and health gate; system files of a release.
-//! - [`health`]: probes.
+//! - [`health`]: the probes.
 //! - [`host`]: the live host or an offline root; systemctl.
 //! - [`state`]: what is installed.
 //! - [`manage`]: `status`, `list`, `rollback`, `uninstall`.

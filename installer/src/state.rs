@@ -67,7 +67,7 @@ pub fn list(host: &Host) -> Result<Vec<AppState>> {
     let base = host.rel("/var/lib/ferry");
     let mut out = Vec::new();
     let Ok(rd) = std::fs::read_dir(&base) else { return Ok(out) };
-    let mut names: Vec<String> = rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    let mut names: Vec<String> = rd.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
     names.sort();
     for n in names {
         if let Some(s) = load(host, &n)? {
@@ -94,20 +94,20 @@ pub fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {
         };
         (main.split(['.', '+', '~']).map(str::to_owned).collect(), pre)
     };
-    let (pa, prea) = split(a);
-    let (pb, preb) = split(b);
-    for i in 0..pa.len().max(pb.len()) {
-        let x = pa.get(i).map_or("0", String::as_str);
-        let y = pb.get(i).map_or("0", String::as_str);
-        let ord = match (x.parse::<u64>(), y.parse::<u64>()) {
-            (Ok(m), Ok(n)) => m.cmp(&n),
-            _ => x.cmp(y),
+    let (left, left_pre) = split(a);
+    let (right, right_pre) = split(b);
+    for i in 0..left.len().max(right.len()) {
+        let l = left.get(i).map_or("0", String::as_str);
+        let r = right.get(i).map_or("0", String::as_str);
+        let ord = match (l.parse::<u64>(), r.parse::<u64>()) {
+            (Ok(ln), Ok(rn)) => ln.cmp(&rn),
+            _ => l.cmp(r),
         };
         if ord != Ordering::Equal {
             return ord;
         }
     }
-    match (prea, preb) {
+    match (left_pre, right_pre) {
         (true, false) => Ordering::Less,
         (false, true) => Ordering::Greater,
         _ => a.cmp(b),

@@ -309,16 +309,16 @@ fn stream_payload<R: Read>(
             Some(want.size),
         )?;
         let mut hashing = HashingReader::new(&mut entry);
-        let sunk = sink(want, &mut hashing);
+        let sink_result = sink(want, &mut hashing);
         // Read what the sink left, so the digest always covers the whole member.
         let drained = io::copy(&mut hashing, &mut io::sink());
         let (_, actual, len) = hashing.finish();
         if let Err(e) = drained {
             return Err(stream_error(&e, limits));
         }
-        if let Err(source) = sunk {
+        if let Err(source) = sink_result {
             // The sink sees stream errors through the reader: report those as the bundle's.
-            if source.get_ref().is_some_and(|i| i.is::<RatioExceeded>())
+            if source.get_ref().is_some_and(<dyn std::error::Error + Send + Sync>::is::<RatioExceeded>)
                 || matches!(source.kind(), io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidData)
             {
                 return Err(stream_error(&source, limits));
