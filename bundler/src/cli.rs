@@ -33,6 +33,32 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Sign a statement that NEW replaces OLD, with OLD's secret key; hosts that trust
+    /// OLD then trust NEW.
+    RotateKey {
+        /// The old (currently trusted) secret key.
+        #[arg(long, value_name = "OLD.key")]
+        old: PathBuf,
+        /// The new public key.
+        #[arg(long, value_name = "NEW.pub")]
+        new: PathBuf,
+        /// Where to write the statement (e.g. keys/NEW.rotation).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Sign a revocation of key ids; hosts refuse anything those keys signed.
+    RevokeKey {
+        /// A trusted secret key that signs the revocation (may be the revoked key).
+        #[arg(long, value_name = "KEY")]
+        key: PathBuf,
+        /// Key id to revoke (16 hex digits, as minisign prints it; repeatable).
+        #[arg(long = "revoke", value_name = "KEYID", required = true)]
+        revoke: Vec<String>,
+        #[arg(long, default_value = "unspecified")]
+        reason: String,
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
     /// Vendor, cross-compile and pack a Go project into signed bundles.
     Build {
         /// Project directory holding ferry.toml.
@@ -72,6 +98,8 @@ impl Command {
     pub fn name(&self) -> &'static str {
         match self {
             Self::Keygen { .. } => "keygen",
+            Self::RotateKey { .. } => "rotate-key",
+            Self::RevokeKey { .. } => "revoke-key",
             Self::Build { .. } => "build",
             Self::Inspect { .. } => "inspect",
             Self::Verify { .. } => "verify",

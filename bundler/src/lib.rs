@@ -10,6 +10,7 @@
 //! - [`build`]: the `build` command, packing and signing.
 //! - [`sums`]: `SHA256SUMS` and its signature.
 //! - [`keys`]: `keygen` and loading the signing key.
+//! - [`trust_cmd`]: `rotate-key` and `revoke-key` statements.
 //! - [`inspect`], [`verify`]: reading bundles back.
 //! - [`progress`]: terminal progress.
 //! - [`exit`]: errors to exit codes.
@@ -27,4 +28,5 @@ pub mod project;
 pub mod render;
 pub mod sbom;
 pub mod sums;
+pub mod trust_cmd;
 pub mod verify;

@@ -1,6 +1,6 @@
 use clap::Parser as _;
 use ferry::cli::{Cli, Command};
-use ferry::{build, checks, exit, inspect, keys, progress, verify};
+use ferry::{build, checks, exit, inspect, keys, progress, trust_cmd, verify};
 use ferry_format::manifest::Target;
 use ferry_format::report::{print_error, print_json, Code};
 use ferry_format::verify::DetachedPolicy;
@@ -58,6 +58,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 for b in &report.bundles {
                     println!("{}  {}", b.sha256, b.path);
                 }
+            }
+        }
+        Command::RotateKey { old, new, out } => {
+            let r = trust_cmd::rotate(&old, &new, &out)?;
+            if json {
+                print_json("ferry", "rotate-key", &r);
+            } else {
+                println!("wrote {}: {} replaces {}", r.statement, r.subject.join(", "), r.signed_by);
+            }
+        }
+        Command::RevokeKey { key, revoke, reason, out } => {
+            let r = trust_cmd::revoke(&key, &revoke, &reason, &out)?;
+            if json {
+                print_json("ferry", "revoke-key", &r);
+            } else {
+                println!("wrote {}: {} revoked, signed by {}", r.statement, r.subject.join(", "), r.signed_by);
             }
         }
         Command::Inspect { bundle } => {

@@ -7,12 +7,16 @@ use crate::minisign::{KeyId, PublicKey, SigError, Signature};
 #[derive(Debug, Default, Clone)]
 pub struct Keyring {
     keys: Vec<PublicKey>,
+    /// Revoked key ids: a signature by one is refused with its own error.
+    revoked: Vec<KeyId>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyringError {
     #[error("signed by key {key_id}, which is not trusted (trusted: {trusted})")]
     UntrustedKey { key_id: KeyId, trusted: String },
+    #[error("signed by key {key_id}, which is revoked")]
+    RevokedKey { key_id: KeyId },
     #[error("signature by key {key_id} is invalid: {source}")]
     BadSignature {
         key_id: KeyId,
@@ -23,7 +27,20 @@ pub enum KeyringError {
 
 impl Keyring {
     pub fn new(keys: Vec<PublicKey>) -> Self {
-        Self { keys }
+        Self {
+            keys,
+            revoked: Vec::new(),
+        }
+    }
+
+    /// Trusted keys minus the revoked ones; signatures by revoked ids get `RevokedKey`.
+    pub fn with_revoked(keys: Vec<PublicKey>, revoked: Vec<KeyId>) -> Self {
+        let keys = keys.into_iter().filter(|k| !revoked.contains(&k.key_id())).collect();
+        Self { keys, revoked }
+    }
+
+    pub fn is_revoked(&self, id: &KeyId) -> bool {
+        self.revoked.contains(id)
     }
 
     pub fn load(paths: &[impl AsRef<Path>]) -> Result<Self, SigError> {
@@ -31,7 +48,7 @@ impl Keyring {
             .iter()
             .map(|p| PublicKey::load(p.as_ref()))
             .collect::<Result<_, _>>()?;
-        Ok(Self { keys })
+        Ok(Self::new(keys))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -47,6 +64,9 @@ impl Keyring {
     }
 
     fn lookup(&self, sig: &Signature) -> Result<&PublicKey, KeyringError> {
+        if self.is_revoked(&sig.key_id) {
+            return Err(KeyringError::RevokedKey { key_id: sig.key_id });
+        }
         self.get(&sig.key_id).ok_or_else(|| KeyringError::UntrustedKey {
             key_id: sig.key_id,
             trusted: self.describe(),

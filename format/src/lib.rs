@@ -9,6 +9,7 @@
 //! - [`claims`]: what a signature's trusted comment binds.
 //! - [`minisign`], [`signify`]: key and signature formats stock tools read.
 //! - [`keyring`]: the set of trusted public keys.
+//! - [`trust`]: key rotation and revocation statements.
 //! - [`sums`]: `SHA256SUMS` checksum lists.
 //! - [`archive`]: the deterministic writer and the streaming, verifying reader.
 //! - [`verify`]: verifying a bundle file and its detached signature.
@@ -29,6 +30,7 @@ pub mod mode;
 pub mod report;
 pub mod signify;
 pub mod sums;
+pub mod trust;
 pub mod verify;
 
 pub use digest::Sha256;

@@ -25,9 +25,17 @@ pub struct KeyArgs {
     /// Trusted minisign public key (repeatable).
     #[arg(long = "pubkey", value_name = "PUB")]
     pub pubkeys: Vec<PathBuf>,
-    /// Directory of trusted keys, used when no --pubkey is given.
+    /// Directory of trusted keys (`*.pub`, used when no --pubkey is given), rotation
+    /// statements (`rotations/*.rotation`), revocations (`revocations/*.revocation`) and a
+    /// `revoked` list of key ids.
     #[arg(long, value_name = "DIR", default_value = "/etc/ferry/keys")]
     pub keyring: PathBuf,
+    /// Key rotation statement to accept, signed by a trusted key (repeatable).
+    #[arg(long = "rotation", value_name = "FILE")]
+    pub rotations: Vec<PathBuf>,
+    /// Key revocation statement to enforce (repeatable).
+    #[arg(long = "revocation", value_name = "FILE")]
+    pub revocations: Vec<PathBuf>,
 }
 
 /// Size limits for reading a bundle (defaults in README, "Limits").

@@ -25,6 +25,9 @@ pub fn code(err: &anyhow::Error) -> Code {
         if let Some(v) = cause.downcast_ref::<VerifyError>() {
             return if v.is_verification() { Code::VerificationFailed } else { Code::Failed };
         }
+        if cause.is::<ferry_format::trust::TrustError>() {
+            return Code::VerificationFailed;
+        }
         if let Some(b) = cause.downcast_ref::<BundleError>() {
             return if b.is_verification() { Code::VerificationFailed } else { Code::Failed };
         }

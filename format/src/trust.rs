@@ -1,0 +1,376 @@
+//! Keys over time: rotation statements and revocations, resolved into a [`Keyring`].
+//!
+//! Neither minisign nor signify has rotation or revocation, so ferry adds two small signed
+//! statements, both in signify's embedded form (checkable with `signify-openbsd -V -e`):
+//!
+//! ```text
+//! ferry key rotation v1
+//! old-key-id: 0807060504030201
+//! new-key: RWQ...            (the new minisign public key, base64 line)
+//! issued: 1700000000
+//! ```
+//! signed by the *old* key, which vouches for the new one (TUF's root-rotation idea with a
+//! threshold of one), and
+//!
+//! ```text
+//! ferry key revocation v1
+//! revoked-key-id: 0807060504030201
+//! issued: 1700000000
+//! reason: compromised
+//! ```
+//! signed by any trusted key (a key may revoke itself). Operators can also list revoked
+//! key ids in a plain `revoked` file beside the trusted keys.
+//!
+//! Resolution: revocations apply first and always win; then rotations signed by a trusted,
+//! unrevoked key add their new key, repeated until nothing changes (so A→B→C chains
+//! work). A revoked key's rotation statements are ignored, so a stolen key cannot rotate
+//! trust to its thief once it is revoked.
+
+use std::collections::BTreeSet;
+
+use crate::keyring::Keyring;
+use crate::minisign::{KeyId, PublicKey, SecretKey, SigError};
+use crate::signify;
+
+const ROTATION_HEADER: &str = "ferry key rotation v1";
+const REVOCATION_HEADER: &str = "ferry key revocation v1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrustError {
+    #[error("{what} is malformed: {detail}")]
+    Malformed { what: &'static str, detail: String },
+    #[error(transparent)]
+    Sig(#[from] SigError),
+}
+
+/// A signed statement as found on disk, not yet checked against any key.
+#[derive(Debug, Clone)]
+pub struct Statement {
+    /// Where it came from, for messages.
+    pub origin: String,
+    pub text: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Rotation {
+    old: KeyId,
+    new: PublicKey,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Revocation {
+    revoked: Vec<KeyId>,
+}
+
+fn fields(message: &[u8], header: &'static str) -> Result<Vec<(String, String)>, TrustError> {
+    let text = std::str::from_utf8(message).map_err(|_| TrustError::Malformed {
+        what: header,
+        detail: "not UTF-8".into(),
+    })?;
+    let mut lines = text.lines();
+    if lines.next() != Some(header) {
+        return Err(TrustError::Malformed {
+            what: header,
+            detail: format!("first line is not {header:?}"),
+        });
+    }
+    lines
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            l.split_once(": ")
+                .map(|(k, v)| (k.to_owned(), v.trim().to_owned()))
+                .ok_or_else(|| TrustError::Malformed {
+                    what: header,
+                    detail: format!("line {l:?} is not `key: value`"),
+                })
+        })
+        .collect()
+}
+
+fn parse_key_id(s: &str, what: &'static str) -> Result<KeyId, TrustError> {
+    s.parse().map_err(|_| TrustError::Malformed {
+        what,
+        detail: format!("bad key id {s:?}"),
+    })
+}
+
+fn parse_rotation(message: &[u8]) -> Result<Rotation, TrustError> {
+    let f = fields(message, ROTATION_HEADER)?;
+    let get = |k: &str| {
+        f.iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+            .ok_or_else(|| TrustError::Malformed {
+                what: ROTATION_HEADER,
+                detail: format!("missing {k}"),
+            })
+    };
+    Ok(Rotation {
+        old: parse_key_id(&get("old-key-id")?, ROTATION_HEADER)?,
+        new: PublicKey::from_base64(&get("new-key")?)?,
+    })
+}
+
+fn parse_revocation(message: &[u8]) -> Result<Revocation, TrustError> {
+    let f = fields(message, REVOCATION_HEADER)?;
+    let revoked = f
+        .iter()
+        .filter(|(k, _)| k == "revoked-key-id")
+        .map(|(_, v)| parse_key_id(v, REVOCATION_HEADER))
+        .collect::<Result<Vec<_>, _>>()?;
+    if revoked.is_empty() {
+        return Err(TrustError::Malformed {
+            what: REVOCATION_HEADER,
+            detail: "no revoked-key-id".into(),
+        });
+    }
+    Ok(Revocation { revoked })
+}
+
+/// Writes a rotation statement, signed by the old key.
+pub fn rotation_statement(
+    old: &SecretKey,
+    new: &PublicKey,
+    issued: u64,
+) -> Result<String, TrustError> {
+    let msg = format!(
+        "{ROTATION_HEADER}\nold-key-id: {}\nnew-key: {}\nissued: {issued}\n",
+        old.key_id(),
+        new.to_base64()
+    );
+    Ok(signify::sign_embedded(
+        old,
+        msg.as_bytes(),
+        &format!("ferry key rotation: {} -> {}", old.key_id(), new.key_id()),
+    )?)
+}
+
+/// Writes a revocation statement, signed by `signer`.
+pub fn revocation_statement(
+    signer: &SecretKey,
+    revoked: &[KeyId],
+    issued: u64,
+    reason: &str,
+) -> Result<String, TrustError> {
+    let mut msg = format!("{REVOCATION_HEADER}\n");
+    for id in revoked {
+        msg.push_str(&format!("revoked-key-id: {id}\n"));
+    }
+    let reason: String = reason.chars().filter(|c| !c.is_control()).collect();
+    msg.push_str(&format!("issued: {issued}\nreason: {reason}\n"));
+    Ok(signify::sign_embedded(
+        signer,
+        msg.as_bytes(),
+        &format!("ferry key revocation signed by {}", signer.key_id()),
+    )?)
+}
+
+/// The message of a signify embedded signature: everything after the second newline.
+fn embedded_message(text: &[u8]) -> Option<&[u8]> {
+    let first = text.iter().position(|&b| b == b'\n')?;
+    let second = text[first + 1..].iter().position(|&b| b == b'\n')? + first + 1;
+    Some(&text[second + 1..])
+}
+
+/// Verifies an embedded statement against any of `keys`; returns the message and signer.
+fn open_statement<'a>(st: &'a Statement, keys: &[PublicKey]) -> Option<(&'a [u8], KeyId)> {
+    keys.iter().find_map(|k| {
+        signify::verify_embedded(k, &st.text)
+            .ok()
+            .map(|m| (m, k.key_id()))
+    })
+}
+
+/// Everything a host knows about which keys to trust.
+#[derive(Debug, Default, Clone)]
+pub struct TrustStore {
+    pub roots: Vec<PublicKey>,
+    pub rotations: Vec<Statement>,
+    pub revocations: Vec<Statement>,
+    /// Key ids an operator listed as revoked (plain file, trusted by its placement).
+    pub revoked_ids: Vec<KeyId>,
+}
+
+/// The resolved trust, with a record of why each key is (not) trusted.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub keyring: Keyring,
+    pub notes: Vec<String>,
+}
+
+impl TrustStore {
+    pub fn resolve(&self) -> Result<Resolved, TrustError> {
+        let mut notes = Vec::new();
+        let mut revoked: BTreeSet<KeyId> = self.revoked_ids.iter().copied().collect();
+        // Revocations may be signed by any key we know of (roots or rotated-in keys), so
+        // collect every candidate key first; a revocation never adds trust, so checking
+        // its signature against an untrusted-but-known key only widens who may revoke.
+        let mut known: Vec<PublicKey> = self.roots.clone();
+        for r in &self.rotations {
+            // Only to learn which keys exist; the rotation's signature is checked below.
+            if let Some(rot) = embedded_message(&r.text).and_then(|m| parse_rotation(m).ok()) {
+                known.push(rot.new);
+            }
+        }
+        for st in &self.revocations {
+            let (msg, signer) =
+                open_statement(st, &known).ok_or_else(|| TrustError::Malformed {
+                    what: REVOCATION_HEADER,
+                    detail: format!("{}: not signed by any known key", st.origin),
+                })?;
+            let rev = parse_revocation(msg)?;
+            for id in rev.revoked {
+                notes.push(format!(
+                    "{id} revoked by a statement signed by {signer} ({})",
+                    st.origin
+                ));
+                revoked.insert(id);
+            }
+        }
+        let mut trusted: Vec<PublicKey> = self
+            .roots
+            .iter()
+            .filter(|k| !revoked.contains(&k.key_id()))
+            .cloned()
+            .collect();
+        loop {
+            let mut added = false;
+            for st in &self.rotations {
+                let Some((msg, signer)) = open_statement(st, &trusted) else {
+                    continue;
+                };
+                let rot = parse_rotation(msg)?;
+                if rot.old != signer {
+                    return Err(TrustError::Malformed {
+                        what: ROTATION_HEADER,
+                        detail: format!(
+                            "{}: signed by {signer} but names old key {}",
+                            st.origin, rot.old
+                        ),
+                    });
+                }
+                let id = rot.new.key_id();
+                if !revoked.contains(&id) && !trusted.iter().any(|k| k.key_id() == id) {
+                    notes.push(format!(
+                        "{id} trusted through rotation from {signer} ({})",
+                        st.origin
+                    ));
+                    trusted.push(rot.new);
+                    added = true;
+                }
+            }
+            if !added {
+                break;
+            }
+        }
+        Ok(Resolved {
+            keyring: Keyring::with_revoked(trusted, revoked.into_iter().collect()),
+            notes,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(seed: u8) -> SecretKey {
+        SecretKey::from_seed(&[seed; 32], KeyId([seed; 8]))
+    }
+
+    fn stmt(text: String) -> Statement {
+        Statement {
+            origin: "test".into(),
+            text: text.into_bytes(),
+        }
+    }
+
+    #[test]
+    fn rotation_adds_the_new_key_only_when_signed_by_a_trusted_old_key() {
+        let (a, b, c) = (key(1), key(2), key(3));
+        let ab = stmt(rotation_statement(&a, &b.public_key(), 1).unwrap());
+        let bc = stmt(rotation_statement(&b, &c.public_key(), 2).unwrap());
+        let store = TrustStore {
+            roots: vec![a.public_key()],
+            rotations: vec![bc.clone(), ab],
+            ..TrustStore::default()
+        };
+        let r = store.resolve().unwrap();
+        for k in [&a, &b, &c] {
+            assert!(
+                r.keyring.get(&k.key_id()).is_some(),
+                "chain A->B->C resolves"
+            );
+        }
+        // Without A's statement, B's statement about C proves nothing.
+        let store = TrustStore {
+            roots: vec![a.public_key()],
+            rotations: vec![bc],
+            ..TrustStore::default()
+        };
+        let r = store.resolve().unwrap();
+        assert!(r.keyring.get(&c.key_id()).is_none());
+        assert!(r.keyring.get(&b.key_id()).is_none());
+    }
+
+    #[test]
+    fn revocation_wins_over_roots_and_rotations() {
+        let (a, b) = (key(1), key(2));
+        let ab = stmt(rotation_statement(&a, &b.public_key(), 1).unwrap());
+        let revoke_a = stmt(revocation_statement(&a, &[a.key_id()], 3, "compromised").unwrap());
+        let store = TrustStore {
+            roots: vec![a.public_key()],
+            rotations: vec![ab],
+            revocations: vec![revoke_a],
+            ..TrustStore::default()
+        };
+        let r = store.resolve().unwrap();
+        assert!(r.keyring.get(&a.key_id()).is_none());
+        assert!(r.keyring.is_revoked(&a.key_id()));
+        assert!(
+            r.keyring.get(&b.key_id()).is_none(),
+            "a revoked key's rotations are ignored"
+        );
+    }
+
+    #[test]
+    fn operator_revocation_list() {
+        let a = key(1);
+        let store = TrustStore {
+            roots: vec![a.public_key()],
+            revoked_ids: vec![a.key_id()],
+            ..TrustStore::default()
+        };
+        assert!(store.resolve().unwrap().keyring.is_empty());
+    }
+
+    #[test]
+    fn forged_and_malformed_statements() {
+        let (a, b, evil) = (key(1), key(2), key(9));
+        // Signed by an untrusted key: ignored.
+        let forged = stmt(rotation_statement(&evil, &b.public_key(), 1).unwrap());
+        let store = TrustStore {
+            roots: vec![a.public_key()],
+            rotations: vec![forged],
+            ..TrustStore::default()
+        };
+        assert!(store.resolve().unwrap().keyring.get(&b.key_id()).is_none());
+        // A revocation nobody known signed is an error, not silently ignored.
+        let store = TrustStore {
+            roots: vec![a.public_key()],
+            revocations: vec![stmt(
+                revocation_statement(&evil, &[a.key_id()], 1, "x").unwrap(),
+            )],
+            ..TrustStore::default()
+        };
+        assert!(store.resolve().is_err());
+        for bad in [
+            "",
+            "ferry key rotation v1\nold-key-id: zz\n",
+            "ferry key rotation v2\n",
+        ] {
+            assert!(parse_rotation(bad.as_bytes()).is_err(), "{bad:?}");
+        }
+        assert!(parse_revocation(b"ferry key revocation v1\nissued: 1\n").is_err());
+    }
+}
