@@ -21,12 +21,13 @@ pub fn unified(name: &str, old: &[u8], new: &[u8]) -> String {
         if i < rows && j < cols && old[i] == new[j] {
             i += 1;
             j += 1;
-        } else if j < cols && (i == rows || lcs[i][j + 1] >= lcs[i + 1][j]) {
-            let _ = writeln!(out, "+{}", new[j]);
-            j += 1;
-        } else {
+        } else if i < rows && (j == cols || lcs[i + 1][j] >= lcs[i][j + 1]) {
+            // Removed lines first, then added ones, as diff(1) prints a change.
             let _ = writeln!(out, "-{}", old[i]);
             i += 1;
+        } else {
+            let _ = writeln!(out, "+{}", new[j]);
+            j += 1;
         }
     }
     out

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context as _, Result};
 use ferry_format::archive::read_verified_manifest;
 use ferry_format::digest::sha256_file;
-use ferry_format::install::{Install, Name, OnUpgrade};
+use ferry_format::install::{HostPath, Install, Name, OnUpgrade};
 use ferry_format::keyring::Keyring;
 use ferry_format::manifest::{Arch, Manifest};
 use ferry_format::verify::{verify_path, DetachedPolicy, Failed};
@@ -429,8 +429,8 @@ pub fn run(args: &InstallArgs) -> Result<InstallReport> {
         installed_at: state::now(),
         files,
     });
-    crate::recover::save_release_manifest(host, &app, &manifest)?;
-    state::save(host, &st)?;
+    crate::recover::save_release_manifest(host, &app, &manifest, &mut journal)?;
+    state::save_journaled(host, &st, &mut journal)?;
     steps::reached(steps::Step::Recorded);
     journal.commit()?;
     crate::recover::prune(host, &app, &mut st)?;
@@ -529,7 +529,9 @@ fn apply_changes(
             }
             Some(old) => {
                 let diff = Some(crate::diff::unified(&c.dest.to_string(), &old, &data));
-                if c.on_upgrade == OnUpgrade::Preserve {
+                // `preserve` keeps what an operator edited; a file that is still exactly a
+                // default ferry installed was never edited and takes the new default.
+                if c.on_upgrade == OnUpgrade::Preserve && !is_recorded_default(host, app, &c.dest, &old) {
                     let beside = PathBuf::from(format!("{}.new", dest.display()));
                     journal.put_file(&beside, &data, uid, gid, c.mode.bits())?;
                     ConfigChange {
@@ -582,6 +584,23 @@ fn apply_changes(
         }
     }
     Ok(files)
+}
+
+/// Whether `data` is byte for byte the default that a release ferry still records (the
+/// current one or a kept previous one, each with the environment it was installed with)
+/// put at `dest`: such a file was never edited by anyone.
+fn is_recorded_default(host: &Host, app: &str, dest: &HostPath, data: &[u8]) -> bool {
+    let Ok(Some(st)) = state::load(host, app) else { return false };
+    let digest = ferry_format::Sha256::of(data);
+    st.current.iter().chain(&st.previous).any(|r| {
+        crate::recover::release_manifest(host, app, &r.version).is_ok_and(|m| {
+            m.install
+                .configs
+                .iter()
+                .filter(|c| &c.dest == dest && c.env.as_str() == r.env)
+                .any(|c| m.file(c.source.as_str()).is_some_and(|f| f.sha256 == digest))
+        })
+    })
 }
 
 /// Creates a missing system directory such as /etc/sysusers.d, recorded for undo.

@@ -180,7 +180,7 @@ pub fn rollback(host: &Host, app: &str) -> Result<RollbackReport> {
     now.files = files;
     now.installed_at = state::now();
     st.current = Some(now);
-    state::save(host, &st)?;
+    state::save_journaled(host, &st, &mut journal)?;
     journal.commit()?;
     Ok(RollbackReport {
         app: app.to_owned(),

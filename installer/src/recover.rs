@@ -1,7 +1,6 @@
 //! Finishing what an interrupted run left, and the per-release records rollback needs.
 
 use anyhow::{Context as _, Result};
-use ferry_format::atomic::write_atomic;
 use ferry_format::manifest::Manifest;
 
 use crate::host::{Host, Mode};
@@ -15,6 +14,18 @@ pub const KEEP_PREVIOUS: usize = 2;
 /// Undoes an install that was killed midway, then restarts the recorded release: the host
 /// is back exactly on the old release (or on nothing, for a first install).
 pub fn recover(host: &Host, app: &str) -> Result<bool> {
+    // Staging directories of killed runs hold nothing anyone refers to.
+    if let Ok(rd) = std::fs::read_dir(host.rel("/opt")) {
+        for e in rd.flatten() {
+            if e.file_name().to_string_lossy().starts_with(&format!(".ferry-staging-{app}-")) {
+                step(&format!(
+                    "removing {}, left by an interrupted install",
+                    e.path().display()
+                ));
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
     let Some(journal) = Journal::pending(host, app)? else {
         return Ok(false);
     };
@@ -24,14 +35,6 @@ pub fn recover(host: &Host, app: &str) -> Result<bool> {
         journal.data.to_version
     ));
     journal.undo().context("undoing the interrupted install")?;
-    // Staging directories of killed runs.
-    if let Ok(rd) = std::fs::read_dir(host.rel("/opt")) {
-        for e in rd.flatten() {
-            if e.file_name().to_string_lossy().starts_with(&format!(".ferry-staging-{app}-")) {
-                let _ = std::fs::remove_dir_all(e.path());
-            }
-        }
-    }
     if host.mode == Mode::Live {
         host.systemctl(&["daemon-reload"])?;
         if let Some(cur) = state::load(host, app)?.and_then(|s| s.current) {
@@ -50,10 +53,11 @@ fn manifest_path(host: &Host, app: &str, version: &str) -> std::path::PathBuf {
     state::dir(host, app).join("manifests").join(format!("{version}.json"))
 }
 
-pub fn save_release_manifest(host: &Host, app: &str, m: &Manifest) -> Result<()> {
+pub fn save_release_manifest(host: &Host, app: &str, m: &Manifest, journal: &mut Journal) -> Result<()> {
     let p = manifest_path(host, app, &m.app.version);
     std::fs::create_dir_all(p.parent().expect("has parent"))?;
-    write_atomic(&p, &m.to_bytes(), 0o644).with_context(|| format!("writing {}", p.display()))
+    journal.put_file(&p, &m.to_bytes(), 0, 0, 0o644)?;
+    Ok(())
 }
 
 pub fn release_manifest(host: &Host, app: &str, version: &str) -> Result<Manifest> {

@@ -54,6 +54,16 @@ pub fn load(host: &Host, app: &str) -> Result<Option<AppState>> {
     }
 }
 
+/// Writes the state through the install journal, so undoing an install restores it too.
+pub fn save_journaled(host: &Host, state: &AppState, journal: &mut crate::journal::Journal) -> Result<()> {
+    let d = dir(host, &state.app);
+    std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
+    let mut data = serde_json::to_vec_pretty(state)?;
+    data.push(b'\n');
+    journal.put_file(&d.join("state.json"), &data, 0, 0, 0o644)?;
+    Ok(())
+}
+
 pub fn save(host: &Host, state: &AppState) -> Result<()> {
     let d = dir(host, &state.app);
     std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
