@@ -111,6 +111,7 @@ struct Prepared {
     manifest_bytes: Vec<u8>,
     files: Vec<PackFile>,
     sbom_path: PathBuf,
+    checks: Vec<checks::CheckResult>,
 }
 
 pub fn run(args: &BuildArgs, progress: &Progress) -> Result<BuildReport> {
@@ -127,7 +128,7 @@ pub fn run(args: &BuildArgs, progress: &Progress) -> Result<BuildReport> {
 
     progress.step("rendering templates");
     let rendered = render::render(&loaded)?;
-    let check_results = checks::run(&loaded, &rendered, args.strictness, progress)?;
+    let mut check_results = checks::run(&loaded, &rendered, args.strictness, progress)?;
 
     let work = tempfile::Builder::new()
         .prefix("ferry-build-")
@@ -145,9 +146,23 @@ pub fn run(args: &BuildArgs, progress: &Progress) -> Result<BuildReport> {
     let mut prepared = Vec::new();
     for &target in &targets {
         progress.step(&format!("go build for {target}"));
-        prepared.push(prepare_target(&loaded, &rendered, &src, &payload_dir, target, sde, revision.clone(), dirty)?);
+        prepared.push(prepare_target(
+            &loaded,
+            &rendered,
+            &src,
+            &payload_dir,
+            target,
+            sde,
+            revision.clone(),
+            dirty,
+            args.strictness,
+            progress,
+        )?);
     }
 
+    for prep in &prepared {
+        check_results.extend(prep.checks.iter().cloned());
+    }
     // Phase 2: nothing above wrote to OUT.
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let mut bundles = Vec::new();
@@ -181,6 +196,8 @@ fn prepare_target(
     sde: u64,
     revision: Option<String>,
     dirty: bool,
+    strictness: checks::Strictness,
+    progress: &Progress,
 ) -> Result<Prepared> {
     let p = &loaded.project;
     let app = &p.app.name;
@@ -190,6 +207,7 @@ fn prepare_target(
     std::fs::create_dir_all(bin_path.parent().expect("has parent"))?;
     gobuild::build(loaded, src, target, &bin_path)?;
     crate::elf::check_static(&bin_path, target.arch)?;
+    let binary_checks = checks::binary(loaded, &bin_path, strictness, progress)?;
     let info = gobuild::build_info(&bin_path, &src.join("go.sum"))?;
     let (bin_sha, bin_size) = sha256_file(&bin_path)?;
 
@@ -288,6 +306,7 @@ fn prepare_target(
         manifest,
         files,
         sbom_path,
+        checks: binary_checks,
     })
 }
 

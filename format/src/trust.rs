@@ -27,6 +27,7 @@
 //! trust to its thief once it is revoked.
 
 use std::collections::BTreeSet;
+use std::fmt::Write as _;
 
 use crate::keyring::Keyring;
 use crate::minisign::{KeyId, PublicKey, SecretKey, SigError};
@@ -154,10 +155,10 @@ pub fn revocation_statement(
 ) -> Result<String, TrustError> {
     let mut msg = format!("{REVOCATION_HEADER}\n");
     for id in revoked {
-        msg.push_str(&format!("revoked-key-id: {id}\n"));
+        let _ = writeln!(msg, "revoked-key-id: {id}");
     }
     let reason: String = reason.chars().filter(|c| !c.is_control()).collect();
-    msg.push_str(&format!("issued: {issued}\nreason: {reason}\n"));
+    let _ = write!(msg, "issued: {issued}\nreason: {reason}\n");
     Ok(signify::sign_embedded(
         signer,
         msg.as_bytes(),
