@@ -54,7 +54,19 @@ pub fn print_json<T: Serialize>(tool: &str, command: &str, result: &T) {
         result: Some(result),
         error: None,
     };
-    println!("{}", serde_json::to_string_pretty(&doc).expect("json"));
+    emit_stdout(&serde_json::to_string_pretty(&doc).expect("json"));
+}
+
+/// Writes one document to stdout; a reader that went away (`| head`) is not an error.
+fn emit_stdout(text: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{text}").and_then(|()| out.flush()) {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("error: writing to stdout: {e}");
+            std::process::exit(Code::Failed.as_i32());
+        }
+    }
 }
 
 fn chain(err: &(dyn Error + 'static)) -> (String, Vec<String>) {
@@ -88,7 +100,7 @@ pub fn print_error(tool: &str, command: &str, code: Code, err: &(dyn Error + 'st
                 causes,
             }),
         };
-        println!("{}", serde_json::to_string_pretty(&doc).expect("json"));
+        emit_stdout(&serde_json::to_string_pretty(&doc).expect("json"));
     } else {
         eprintln!("error: {message}");
         for c in causes {
