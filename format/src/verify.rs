@@ -135,6 +135,23 @@ fn read_detached(path: &Path, limits: &Limits) -> Result<Option<Signature>, Veri
         })
 }
 
+/// Reads and parses the detached signature at `sig_path` (absent is `None`, or an error
+/// under [`DetachedPolicy::Required`]). Done before the bundle is read, so a malformed
+/// signature fails before any work.
+pub fn read_detached_signature(
+    sig_path: &Path,
+    limits: &Limits,
+    policy: DetachedPolicy,
+) -> Result<Option<Signature>, VerifyError> {
+    let detached_sig = read_detached(sig_path, limits)?;
+    if detached_sig.is_none() && policy == DetachedPolicy::Required {
+        return Err(VerifyError::DetachedMissing {
+            path: sig_path.to_owned(),
+        });
+    }
+    Ok(detached_sig)
+}
+
 /// Verifies the bundle at `path`, handing payload files to `sink` as they stream.
 pub fn verify_path(
     path: &Path,
@@ -144,20 +161,37 @@ pub fn verify_path(
     sink: &mut dyn FnMut(&FileEntry, &mut dyn Read) -> io::Result<()>,
 ) -> Result<Outcome, VerifyError> {
     let sig_path = detached_path(path);
-    // Parse the detached signature first: a malformed one fails before any work is done.
-    let detached_sig = read_detached(&sig_path, limits)?;
-    if detached_sig.is_none() && policy == DetachedPolicy::Required {
-        return Err(VerifyError::DetachedMissing { path: sig_path });
-    }
+    let detached_sig = read_detached_signature(&sig_path, limits, policy)?;
     let file = File::open(path).map_err(|source| VerifyError::Open {
         path: path.to_owned(),
         source,
     })?;
-    let input = io::BufReader::with_capacity(256 << 10, file);
+    let mut input = io::BufReader::with_capacity(256 << 10, file);
+    verify_reader(
+        &mut input,
+        detached_sig.map(|s| (sig_path, s)),
+        keyring,
+        limits,
+        sink,
+    )
+}
+
+/// Verifies a bundle read from `input`: an open file, or a kit's parts chained into one
+/// stream ([`crate::kit::PartsReader`]). `detached` is the signature from
+/// [`read_detached_signature`] with its path; it is checked against the BLAKE2b-512 of
+/// exactly the bytes `input` produced. Takes `&mut dyn Read` so every caller shares one
+/// copy of the reader (the installer's size budget).
+pub fn verify_reader(
+    input: &mut dyn Read,
+    detached: Option<(PathBuf, Signature)>,
+    keyring: &Keyring,
+    limits: &Limits,
+    sink: &mut dyn FnMut(&FileEntry, &mut dyn Read) -> io::Result<()>,
+) -> Result<Outcome, VerifyError> {
     let verified = read_bundle(input, keyring, limits, sink)?;
-    let detached = match detached_sig {
+    let detached = match detached {
         None => Detached::Absent,
-        Some(sig) => {
+        Some((sig_path, sig)) => {
             keyring
                 .verify_prehashed(&sig, &verified.bundle.blake2b512)
                 .map_err(|source| VerifyError::Detached {
@@ -227,5 +261,32 @@ impl Report {
                 Detached::Verified { .. } => "verified (no ferry claims in its trusted comment)",
             },
         }
+    }
+}
+
+/// Verifies a bundle file without keeping any payload: what both `verify` commands do.
+pub fn verify_file(
+    path: &Path,
+    keyring: &Keyring,
+    limits: &Limits,
+    policy: DetachedPolicy,
+) -> Result<Report, Failed> {
+    let outcome = verify_path(path, keyring, limits, policy, &mut |_, r| {
+        io::copy(r, &mut io::sink()).map(|_| ())
+    })
+    .map_err(|source| Failed {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(Report::new(path, &outcome))
+}
+
+impl Report {
+    /// The one-line human summary both `verify` commands print on stdout.
+    pub fn print_human(&self) {
+        println!(
+            "OK {} {} {}: signed by {}, {} files ({} bytes) match the manifest; detached signature {}",
+            self.app, self.version, self.target, self.key_id, self.files, self.payload_bytes, self.detached_signature
+        );
     }
 }

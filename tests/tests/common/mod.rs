@@ -38,29 +38,7 @@ const TOOLS: [&str; 11] = [
     "unshare",
 ];
 
-/// The workspace root (the directory holding the top `Cargo.toml`).
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("ferry-tests lives one level below the workspace root")
-        .to_path_buf()
-}
-
-/// Cargo's target directory: `$CARGO_TARGET_DIR` (relative to the workspace root if
-/// relative), else `<workspace>/target`.
-pub fn target_dir() -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) if !dir.is_empty() => {
-            let dir = PathBuf::from(dir);
-            if dir.is_absolute() {
-                dir
-            } else {
-                workspace_root().join(dir)
-            }
-        }
-        _ => workspace_root().join("target"),
-    }
-}
+pub use ferry_tests::{target_dir, workspace_root};
 
 /// The example project every test builds.
 pub fn hello_dir() -> PathBuf {
