@@ -164,11 +164,20 @@ pub fn run(args: &BuildArgs, progress: &Progress) -> Result<BuildReport> {
         check_results.extend(prep.checks.iter().cloned());
     }
     // Phase 2: nothing above wrote to OUT.
-    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
     let mut bundles = Vec::new();
     for prep in &prepared {
         progress.step(&format!("packing {}", prep.manifest.bundle_file_name()));
-        bundles.push(pack(&loaded, prep, &sk, &args.out, sde, p.build.zstd_level, progress)?);
+        bundles.push(pack(
+            &loaded,
+            prep,
+            &sk,
+            &args.out,
+            sde,
+            p.build.zstd_level,
+            progress,
+        )?);
     }
     progress.step("writing SHA256SUMS and SHA256SUMS.sig");
     let (sums_path, sums_sig) = sums::write(&args.out, &sk)?;
@@ -331,8 +340,10 @@ fn pack(
     .to_file_string();
 
     let dest = out.join(&name);
-    let mut file = AtomicFile::create(&dest, 0o644).with_context(|| format!("creating {}", dest.display()))?;
-    let threads = std::thread::available_parallelism().map_or(1, |n| u32::try_from(n.get()).unwrap_or(1));
+    let mut file =
+        AtomicFile::create(&dest, 0o644).with_context(|| format!("creating {}", dest.display()))?;
+    let threads =
+        std::thread::available_parallelism().map_or(1, |n| u32::try_from(n.get()).unwrap_or(1));
     let total: u64 = prep.files.iter().map(|f| f.size).sum();
     let bar = progress.bytes(total);
     let (_, digests) = write_bundle(
@@ -349,7 +360,8 @@ fn pack(
     )
     .with_context(|| format!("writing {}", dest.display()))?;
     bar.finish_and_clear();
-    file.commit().with_context(|| format!("writing {}", dest.display()))?;
+    file.commit()
+        .with_context(|| format!("writing {}", dest.display()))?;
 
     let sig = minisign::sign_prehashed(
         sk,
@@ -366,7 +378,8 @@ fn pack(
         loaded.project.app.name, loaded.project.app.version, prep.target.arch
     ));
     let sbom_data = std::fs::read(&prep.sbom_path)?;
-    write_atomic(&sbom_dest, &sbom_data, 0o644).with_context(|| format!("writing {}", sbom_dest.display()))?;
+    write_atomic(&sbom_dest, &sbom_data, 0o644)
+        .with_context(|| format!("writing {}", sbom_dest.display()))?;
     Ok(BuiltBundle {
         target: prep.target.to_string(),
         path: dest.display().to_string(),

@@ -64,7 +64,7 @@ pub enum Command {
         /// Project directory holding ferry.toml.
         #[arg(default_value = ".")]
         dir: PathBuf,
-        /// minisign secret key (passphrase from FERRY_PASSPHRASE or a prompt).
+        /// minisign secret key (passphrase from `FERRY_PASSPHRASE` or a prompt).
         #[arg(long, value_name = "KEY")]
         key: PathBuf,
         /// Output directory.
@@ -78,10 +78,55 @@ pub enum Command {
         #[arg(long)]
         strict: bool,
     },
-    /// Show a bundle's manifest, files, modules and signer (verifies nothing).
-    Inspect {
-        bundle: PathBuf,
+    /// Assemble a field kit for removable media, optionally split into volumes.
+    ///
+    /// The kit holds the bundles and their signatures, the static installer, the public
+    /// key, a signed index, SHA256SUMS with its signature, and a read-me.
+    Kit {
+        /// Directory to create (must not exist, or be empty).
+        out: PathBuf,
+        /// Bundles to carry, each with its .minisig beside it.
+        #[arg(required = true, value_name = "BUNDLE")]
+        bundles: Vec<PathBuf>,
+        /// minisign secret key that signs the index and checksum lists.
+        #[arg(long, value_name = "KEY")]
+        key: PathBuf,
+        /// Its public key: the bundles must verify with it, and it travels in the kit.
+        #[arg(long, value_name = "PUB")]
+        pubkey: PathBuf,
+        /// Static ferry-install to carry (repeatable, one per architecture, read from the
+        /// ELF header). Default: target/x86_64-unknown-linux-gnu/installer/ferry-install.
+        #[arg(long = "installer", value_name = "PATH")]
+        installers: Vec<PathBuf>,
+        /// Split into volumes of at most SIZE: fat32 (4 GiB - 1), dvd, bd25, or bytes
+        /// (1048576, 512M, 4G).
+        #[arg(long, value_name = "SIZE", value_parser = crate::kit::parse_volume_size)]
+        volume_size: Option<crate::kit::VolumeSize>,
     },
+    /// Pack an already-built payload tree into a signed bundle (no Go, no templates):
+    /// files under DIR become payload entries, their role taken from the top-level
+    /// directory (bin/, config/ENV/, systemd/, sysusers/, ...).
+    Pack {
+        /// The payload tree; needs bin/*, systemd/APP.service and sysusers/APP.conf.
+        dir: PathBuf,
+        #[arg(long, value_name = "NAME")]
+        app: String,
+        #[arg(long, value_name = "V")]
+        version: String,
+        #[arg(long, value_name = "linux/ARCH")]
+        target: String,
+        /// minisign secret key (passphrase from `FERRY_PASSPHRASE` or a prompt).
+        #[arg(long, value_name = "KEY")]
+        key: PathBuf,
+        /// The bundle file to write (its detached signature goes to OUT.minisig).
+        #[arg(long, value_name = "OUT")]
+        out: PathBuf,
+        /// zstd level (1-22).
+        #[arg(long, value_name = "N", default_value_t = 9)]
+        level: i32,
+    },
+    /// Show a bundle's manifest, files, modules and signer (verifies nothing).
+    Inspect { bundle: PathBuf },
     /// Verify a bundle: manifest signature, every file's SHA-256, detached signature.
     Verify {
         bundle: PathBuf,
@@ -101,6 +146,8 @@ impl Command {
             Self::RotateKey { .. } => "rotate-key",
             Self::RevokeKey { .. } => "revoke-key",
             Self::Build { .. } => "build",
+            Self::Pack { .. } => "pack",
+            Self::Kit { .. } => "kit",
             Self::Inspect { .. } => "inspect",
             Self::Verify { .. } => "verify",
         }

@@ -54,7 +54,9 @@ pub fn check_static_bytes(data: &[u8], shown: &str, arch: Arch) -> Result<(), St
             expected: arch.uname(),
         });
     }
-    let phdrs = header.program_headers(endian, data).map_err(|_| not_elf())?;
+    let phdrs = header
+        .program_headers(endian, data)
+        .map_err(|_| not_elf())?;
     let mut reasons = Vec::new();
     for ph in phdrs {
         if ph.p_type(endian) == elf::PT_INTERP {

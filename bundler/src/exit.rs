@@ -7,10 +7,18 @@ use ferry_format::verify::VerifyError;
 pub fn code(err: &anyhow::Error) -> Code {
     for cause in err.chain() {
         if let Some(v) = cause.downcast_ref::<VerifyError>() {
-            return if v.is_verification() { Code::VerificationFailed } else { Code::Failed };
+            return if v.is_verification() {
+                Code::VerificationFailed
+            } else {
+                Code::Failed
+            };
         }
         if let Some(b) = cause.downcast_ref::<BundleError>() {
-            return if b.is_verification() { Code::VerificationFailed } else { Code::Failed };
+            return if b.is_verification() {
+                Code::VerificationFailed
+            } else {
+                Code::Failed
+            };
         }
     }
     Code::Failed

@@ -2,6 +2,7 @@
 //! and read back what the binary says about how it was built.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -20,11 +21,7 @@ pub fn run(cmd: &mut Command) -> Result<String> {
         .with_context(|| format!("running `{shown}` (is Go installed and on PATH?)"))?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
-        bail!(
-            "`{shown}` failed ({}):\n{}",
-            out.status,
-            stderr.trim_end()
-        );
+        bail!("`{shown}` failed ({}):\n{}", out.status, stderr.trim_end());
     }
     String::from_utf8(out.stdout).with_context(|| format!("`{shown}` printed non-UTF-8"))
 }
@@ -33,14 +30,14 @@ fn show(cmd: &Command) -> String {
     let mut s = String::new();
     for (k, v) in cmd.get_envs() {
         if let Some(v) = v {
-            s.push_str(&format!("{}={} ", k.to_string_lossy(), v.to_string_lossy()));
+            let _ = write!(s, "{}={} ", k.to_string_lossy(), v.to_string_lossy());
         }
     }
     s.push_str(&cmd.get_program().to_string_lossy());
     for a in cmd.get_args() {
         let a = a.to_string_lossy();
         if a.contains(' ') {
-            s.push_str(&format!(" '{a}'"));
+            let _ = write!(s, " '{a}'");
         } else {
             s.push(' ');
             s.push_str(&a);
@@ -70,7 +67,10 @@ pub fn copy_source(src: &Path, dest: &Path, exclude: &[PathBuf]) -> Result<()> {
         .into_iter()
         .filter_entry(|e| {
             let rel = e.path().strip_prefix(src).unwrap_or(e.path());
-            let first = rel.components().next().map(|c| c.as_os_str().to_string_lossy().into_owned());
+            let first = rel
+                .components()
+                .next()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned());
             !matches!(first.as_deref(), Some(".git" | "vendor" | ".ferry-build"))
                 && !exclude.iter().any(|x| e.path().starts_with(x))
         });
@@ -82,8 +82,9 @@ pub fn copy_source(src: &Path, dest: &Path, exclude: &[PathBuf]) -> Result<()> {
         if ft.is_dir() {
             std::fs::create_dir_all(&to).with_context(|| format!("creating {}", to.display()))?;
         } else if ft.is_file() {
-            std::fs::copy(entry.path(), &to)
-                .with_context(|| format!("copying {} to {}", entry.path().display(), to.display()))?;
+            std::fs::copy(entry.path(), &to).with_context(|| {
+                format!("copying {} to {}", entry.path().display(), to.display())
+            })?;
         } else if ft.is_symlink() {
             let target = std::fs::read_link(entry.path())?;
             std::os::unix::fs::symlink(&target, &to)
@@ -95,24 +96,31 @@ pub fn copy_source(src: &Path, dest: &Path, exclude: &[PathBuf]) -> Result<()> {
 
 /// `go mod download`, `go mod verify`, `go mod vendor` in the clean build directory.
 pub fn vendor(build_dir: &Path) -> Result<()> {
-    run(go(build_dir).args(["mod", "download", "-x"]).env("GOFLAGS", "-mod=mod"))
-        .context("downloading Go modules")?;
+    run(go(build_dir)
+        .args(["mod", "download", "-x"])
+        .env("GOFLAGS", "-mod=mod"))
+    .context("downloading Go modules")?;
     run(go(build_dir).args(["mod", "verify"])).context("verifying Go modules against go.sum")?;
     run(go(build_dir).args(["mod", "vendor"])).context("vendoring Go modules")?;
     Ok(())
 }
 
 pub fn go_version() -> Result<String> {
-    let v = run(Command::new("go").args(["env", "GOVERSION"]).env("GOTOOLCHAIN", "local"))?;
+    let v = run(Command::new("go")
+        .args(["env", "GOVERSION"])
+        .env("GOTOOLCHAIN", "local"))?;
     Ok(v.trim().to_owned())
 }
 
 /// The `-ldflags` value: stripped, no build id, version stamped.
 pub fn ldflags(loaded: &Loaded) -> String {
     let p = &loaded.project;
-    let mut s = format!("-s -w -buildid= -X {}={}", p.app.version_variable, p.app.version);
+    let mut s = format!(
+        "-s -w -buildid= -X {}={}",
+        p.app.version_variable, p.app.version
+    );
     for (k, v) in &p.build.ldflags_x {
-        s.push_str(&format!(" -X {k}={v}"));
+        let _ = write!(s, " -X {k}={v}");
     }
     s
 }
@@ -159,9 +167,20 @@ fn cgo_packages(build_dir: &Path, package: &str) -> Vec<String> {
     let out = run(go(build_dir)
         .env("CGO_ENABLED", "1")
         .env("GOFLAGS", "-mod=vendor")
-        .args(["list", "-deps", "-f", "{{if .CgoFiles}}{{if not .Standard}}{{.ImportPath}}{{end}}{{end}}", package]));
-    out.map(|s| s.lines().filter(|l| !l.is_empty()).map(str::to_owned).collect())
-        .unwrap_or_default()
+        .args([
+            "list",
+            "-deps",
+            "-f",
+            "{{if .CgoFiles}}{{if not .Standard}}{{.ImportPath}}{{end}}{{end}}",
+            package,
+        ]));
+    out.map(|s| {
+        s.lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
 #[derive(Debug, Deserialize)]
@@ -207,7 +226,8 @@ pub fn build_info(binary: &Path, go_sum: &Path) -> Result<BuildInfo> {
         .env("GOTOOLCHAIN", "local")
         .args(["version", "-m", "-json"])
         .arg(binary))?;
-    let info: BuildInfoJson = serde_json::from_str(&json).context("parsing `go version -m -json`")?;
+    let info: BuildInfoJson =
+        serde_json::from_str(&json).context("parsing `go version -m -json`")?;
     let sums = read_go_sum(go_sum)?;
     let mut modules = Vec::new();
     for d in info.deps {
@@ -236,7 +256,11 @@ pub fn build_info(binary: &Path, go_sum: &Path) -> Result<BuildInfo> {
         go_version: info.go_version,
         module: info.path,
         modules,
-        settings: info.settings.into_iter().map(|s| (s.key, s.value)).collect(),
+        settings: info
+            .settings
+            .into_iter()
+            .map(|s| (s.key, s.value))
+            .collect(),
     })
 }
 

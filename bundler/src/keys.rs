@@ -46,7 +46,9 @@ fn passphrase(prompt: &str, confirm: bool) -> Result<Zeroizing<String>> {
     }
     let p = Zeroizing::new(rpassword::prompt_password(prompt).context("reading passphrase")?);
     if confirm {
-        let again = Zeroizing::new(rpassword::prompt_password("Repeat passphrase: ").context("reading passphrase")?);
+        let again = Zeroizing::new(
+            rpassword::prompt_password("Repeat passphrase: ").context("reading passphrase")?,
+        );
         if *again != *p {
             bail!("passphrases differ");
         }
@@ -61,7 +63,10 @@ pub fn keygen(out: &Path, protection: Protection, force: bool) -> Result<KeyPath
     let kp = paths(out);
     for p in [&kp.secret, &kp.public] {
         if p.exists() && !force {
-            bail!("{} exists; refusing to overwrite a key (use --force)", p.display());
+            bail!(
+                "{} exists; refusing to overwrite a key (use --force)",
+                p.display()
+            );
         }
     }
     if let Some(dir) = kp.secret.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -77,8 +82,12 @@ pub fn keygen(out: &Path, protection: Protection, force: bool) -> Result<KeyPath
     let secret_text = Zeroizing::new(sk.to_file_string(&enc)?);
     write_atomic(&kp.secret, secret_text.as_bytes(), 0o600)
         .with_context(|| format!("writing {}", kp.secret.display()))?;
-    write_atomic(&kp.public, sk.public_key().to_file_string().as_bytes(), 0o644)
-        .with_context(|| format!("writing {}", kp.public.display()))?;
+    write_atomic(
+        &kp.public,
+        sk.public_key().to_file_string().as_bytes(),
+        0o644,
+    )
+    .with_context(|| format!("writing {}", kp.public.display()))?;
     Ok(kp)
 }
 
@@ -86,11 +95,16 @@ pub fn keygen(out: &Path, protection: Protection, force: bool) -> Result<KeyPath
 /// it is encrypted.
 pub fn load_secret(path: &Path) -> Result<SecretKey> {
     let text = Zeroizing::new(
-        std::fs::read_to_string(path).with_context(|| format!("reading secret key {}", path.display()))?,
+        std::fs::read_to_string(path)
+            .with_context(|| format!("reading secret key {}", path.display()))?,
     );
-    let encrypted = SecretKey::is_encrypted(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let encrypted =
+        SecretKey::is_encrypted(&text).with_context(|| format!("parsing {}", path.display()))?;
     let pass = if encrypted {
-        Some(passphrase(&format!("Passphrase for {}: ", path.display()), false)?)
+        Some(passphrase(
+            &format!("Passphrase for {}: ", path.display()),
+            false,
+        )?)
     } else {
         None
     };

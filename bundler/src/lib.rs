@@ -1,15 +1,17 @@
 //! `ferry`, the connected-side half: Go project in, signed reproducible bundle out.
 //!
 //! - [`cli`]: the command line.
-//! - [`project`]: `ferry.toml`.
+//! - [`project`]: the `ferry.toml` file.
 //! - [`gobuild`]: vendoring, cross-compiling, build info.
 //! - [`elf`]: the static-binary check.
 //! - [`render`]: templates for the unit, logrotate, sysusers, tmpfiles and configs.
 //! - [`checks`]: build-time checks with systemd-analyze and logrotate.
-//! - [`sbom`]: CycloneDX SBOM.
+//! - [`sbom`]: the `CycloneDX` SBOM.
 //! - [`build`]: the `build` command, packing and signing.
 //! - [`sums`]: `SHA256SUMS` and its signature.
+//! - [`pack_cmd`]: the `pack` command: a built payload tree into a signed bundle.
 //! - [`keys`]: `keygen` and loading the signing key.
+//! - [`kit`]: the `kit` command: field kits for removable media, split into volumes.
 //! - [`trust_cmd`]: `rotate-key` and `revoke-key` statements.
 //! - [`inspect`], [`verify`]: reading bundles back.
 //! - [`progress`]: terminal progress.
@@ -23,6 +25,8 @@ pub mod exit;
 pub mod gobuild;
 pub mod inspect;
 pub mod keys;
+pub mod kit;
+pub mod pack_cmd;
 pub mod progress;
 pub mod project;
 pub mod render;

@@ -1,6 +1,6 @@
 use clap::Parser as _;
 use ferry::cli::{Cli, Command};
-use ferry::{build, checks, exit, inspect, keys, progress, trust_cmd, verify};
+use ferry::{build, checks, exit, inspect, keys, kit, progress, trust_cmd, verify};
 use ferry_format::manifest::Target;
 use ferry_format::report::{print_error, print_json, Code};
 use ferry_format::verify::DetachedPolicy;
@@ -9,7 +9,11 @@ fn main() {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() { Code::Usage.as_i32() } else { 0 };
+            let code = if e.use_stderr() {
+                Code::Usage.as_i32()
+            } else {
+                0
+            };
             let _ = e.print();
             std::process::exit(code);
         }
@@ -26,8 +30,16 @@ fn main() {
 fn run(cli: Cli) -> anyhow::Result<()> {
     let json = cli.json;
     match cli.command {
-        Command::Keygen { out, unencrypted, force } => {
-            let protection = if unencrypted { keys::Protection::Unencrypted } else { keys::Protection::Scrypt };
+        Command::Keygen {
+            out,
+            unencrypted,
+            force,
+        } => {
+            let protection = if unencrypted {
+                keys::Protection::Unencrypted
+            } else {
+                keys::Protection::Scrypt
+            };
             let kp = keys::keygen(&out, protection, force)?;
             let key = ferry_format::minisign::PublicKey::load(&kp.public)?;
             let result = serde_json::json!({
@@ -36,22 +48,44 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if json {
                 print_json("ferry", "keygen", &result);
             } else {
-                println!("key id {}: wrote {} and {}", key.key_id(), kp.secret.display(), kp.public.display());
+                println!(
+                    "key id {}: wrote {} and {}",
+                    key.key_id(),
+                    kp.secret.display(),
+                    kp.public.display()
+                );
             }
         }
-        Command::Build { dir, key, out, targets, strict } => {
+        Command::Build {
+            dir,
+            key,
+            out,
+            targets,
+            strict,
+        } => {
             let targets = targets
                 .iter()
-                .map(|t| Target::parse(t).ok_or_else(|| anyhow::anyhow!("unsupported target {t:?} (linux/amd64 or linux/arm64)")))
+                .map(|t| {
+                    Target::parse(t).ok_or_else(|| {
+                        anyhow::anyhow!("unsupported target {t:?} (linux/amd64 or linux/arm64)")
+                    })
+                })
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let args = build::BuildArgs {
                 dir,
                 key,
                 out,
                 targets,
-                strictness: if strict { checks::Strictness::Fail } else { checks::Strictness::Warn },
+                strictness: if strict {
+                    checks::Strictness::Fail
+                } else {
+                    checks::Strictness::Warn
+                },
             };
-            let report = build::run(&args, &progress::Progress::new(build::interactive() && !json))?;
+            let report = build::run(
+                &args,
+                &progress::Progress::new(build::interactive() && !json),
+            )?;
             if json {
                 print_json("ferry", "build", &report);
             } else {
@@ -60,20 +94,84 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
+        Command::Kit {
+            out,
+            bundles,
+            key,
+            pubkey,
+            installers,
+            volume_size,
+        } => {
+            let r = kit::run(&kit::KitArgs {
+                out,
+                bundles,
+                key,
+                pubkey,
+                installers,
+                volume_size,
+            })?;
+            if json {
+                print_json("ferry", "kit", &r);
+            } else {
+                kit::print_human(&r);
+            }
+        }
+        Command::Pack {
+            dir,
+            app,
+            version,
+            target,
+            key,
+            out,
+            level,
+        } => {
+            let target = Target::parse(&target).ok_or_else(|| {
+                anyhow::anyhow!("unsupported target {target:?} (linux/amd64 or linux/arm64)")
+            })?;
+            let r = ferry::pack_cmd::run(&ferry::pack_cmd::PackArgs {
+                dir,
+                app,
+                version,
+                target,
+                key,
+                out,
+                level,
+            })?;
+            if json {
+                print_json("ferry", "pack", &r);
+            } else {
+                println!("{}  {}", r.sha256, r.path);
+            }
+        }
         Command::RotateKey { old, new, out } => {
             let r = trust_cmd::rotate(&old, &new, &out)?;
             if json {
                 print_json("ferry", "rotate-key", &r);
             } else {
-                println!("wrote {}: {} replaces {}", r.statement, r.subject.join(", "), r.signed_by);
+                println!(
+                    "wrote {}: {} replaces {}",
+                    r.statement,
+                    r.subject.join(", "),
+                    r.signed_by
+                );
             }
         }
-        Command::RevokeKey { key, revoke, reason, out } => {
+        Command::RevokeKey {
+            key,
+            revoke,
+            reason,
+            out,
+        } => {
             let r = trust_cmd::revoke(&key, &revoke, &reason, &out)?;
             if json {
                 print_json("ferry", "revoke-key", &r);
             } else {
-                println!("wrote {}: {} revoked, signed by {}", r.statement, r.subject.join(", "), r.signed_by);
+                println!(
+                    "wrote {}: {} revoked, signed by {}",
+                    r.statement,
+                    r.subject.join(", "),
+                    r.signed_by
+                );
             }
         }
         Command::Inspect { bundle } => {
@@ -84,8 +182,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 inspect::print_human(&i);
             }
         }
-        Command::Verify { bundle, pubkeys, require_detached } => {
-            let policy = if require_detached { DetachedPolicy::Required } else { DetachedPolicy::IfPresent };
+        Command::Verify {
+            bundle,
+            pubkeys,
+            require_detached,
+        } => {
+            let policy = if require_detached {
+                DetachedPolicy::Required
+            } else {
+                DetachedPolicy::IfPresent
+            };
             let r = verify::run(&bundle, &pubkeys, policy)?;
             if json {
                 print_json("ferry", "verify", &r);

@@ -10,7 +10,9 @@ impl Progress {
     pub fn new(interactive: bool) -> Self {
         let spinner = interactive.then(|| {
             let pb = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-            pb.set_style(ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}").expect("style"));
+            pb.set_style(
+                ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}").expect("style"),
+            );
             pb.enable_steady_tick(std::time::Duration::from_millis(120));
             pb
         });
@@ -30,7 +32,8 @@ impl Progress {
         }
         let pb = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
         pb.set_style(
-            ProgressStyle::with_template("  {bar:30} {bytes}/{total_bytes} {bytes_per_sec}").expect("style"),
+            ProgressStyle::with_template("  {bar:30} {bytes}/{total_bytes} {bytes_per_sec}")
+                .expect("style"),
         );
         pb
     }

@@ -1,4 +1,4 @@
-//! A CycloneDX 1.5 JSON SBOM of the shipped binary, from the binary's own build info.
+//! A `CycloneDX` 1.5 JSON SBOM of the shipped binary, from the binary's own build info.
 //! Deterministic: the serial number derives from the content, the timestamp from
 //! `SOURCE_DATE_EPOCH`.
 

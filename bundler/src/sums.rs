@@ -19,22 +19,33 @@ pub fn write(out: &Path, sk: &SecretKey) -> Result<(PathBuf, PathBuf)> {
     for entry in std::fs::read_dir(out).with_context(|| format!("reading {}", out.display()))? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if entry.file_type()?.is_file() && !name.starts_with('.') && name != SUMS && name != SUMS_SIG {
+        if entry.file_type()?.is_file()
+            && !name.starts_with('.')
+            && name != SUMS
+            && name != SUMS_SIG
+        {
             names.push(name);
         }
     }
     names.sort();
     let mut list = SumsList::new();
     for name in names {
-        let (digest, _) = sha256_file(&out.join(&name)).with_context(|| format!("hashing {name}"))?;
+        let (digest, _) =
+            sha256_file(&out.join(&name)).with_context(|| format!("hashing {name}"))?;
         list.push(name.clone(), *digest.as_bytes())
             .with_context(|| format!("{name} cannot be listed in {SUMS}"))?;
     }
     let text = list.to_string();
     let sums = out.join(SUMS);
-    write_atomic(&sums, text.as_bytes(), 0o644).with_context(|| format!("writing {}", sums.display()))?;
-    let sig_text = signify::sign_embedded(sk, text.as_bytes(), "verify with signify -C -p release.pub -x SHA256SUMS.sig")?;
+    write_atomic(&sums, text.as_bytes(), 0o644)
+        .with_context(|| format!("writing {}", sums.display()))?;
+    let sig_text = signify::sign_embedded(
+        sk,
+        text.as_bytes(),
+        "verify with signify -C -p release.pub -x SHA256SUMS.sig",
+    )?;
     let sig = out.join(SUMS_SIG);
-    write_atomic(&sig, sig_text.as_bytes(), 0o644).with_context(|| format!("writing {}", sig.display()))?;
+    write_atomic(&sig, sig_text.as_bytes(), 0o644)
+        .with_context(|| format!("writing {}", sig.display()))?;
     Ok((sums, sig))
 }

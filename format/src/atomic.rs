@@ -33,7 +33,11 @@ impl AtomicFile {
                 // A stale temp file from a killed run of the same pid: replace it.
                 if e.kind() == io::ErrorKind::AlreadyExists {
                     fs::remove_file(&tmp)?;
-                    OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)
+                    OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .mode(mode)
+                        .open(&tmp)
                 } else {
                     Err(e)
                 }
@@ -108,8 +112,15 @@ mod tests {
         write_atomic(&p, b"one", 0o600).unwrap();
         write_atomic(&p, b"two", 0o640).unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"two");
-        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o640);
-        assert_eq!(fs::read_dir(d.path()).unwrap().count(), 1, "no temp file left");
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
+        assert_eq!(
+            fs::read_dir(d.path()).unwrap().count(),
+            1,
+            "no temp file left"
+        );
     }
 
     #[test]

@@ -51,7 +51,10 @@ impl EntryPath {
         {
             return Err(EntryPathError::BadCharacter { path: shown() });
         }
-        if path.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+        if path
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..")
+        {
             return Err(EntryPathError::BadComponent { path: shown() });
         }
         Ok(Self(path.to_owned()))

@@ -54,7 +54,9 @@ impl Name {
                 .next()
                 .is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
             && text.bytes().all(|b| {
-                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'@' | b'-')
+                b.is_ascii_lowercase()
+                    || b.is_ascii_digit()
+                    || matches!(b, b'_' | b'.' | b'@' | b'-')
             })
             && !text.contains("..");
         if ok {
@@ -90,7 +92,9 @@ impl HostPath {
         let rest = text.strip_prefix('/').ok_or_else(err)?;
         if text.len() > 255
             || rest.is_empty()
-            || rest.split('/').any(|c| c.is_empty() || c == "." || c == "..")
+            || rest
+                .split('/')
+                .any(|c| c.is_empty() || c == "." || c == "..")
             || !rest.bytes().all(|b| {
                 b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'+' | b'@' | b'/')
             })
@@ -190,7 +194,8 @@ impl AclEntry {
             return Err(err());
         }
         let mut bits = 0;
-        for (i, (&c, (letter, bit))) in pb.iter().zip([(b'r', 4), (b'w', 2), (b'x', 1)]).enumerate() {
+        for (i, (&c, (letter, bit))) in pb.iter().zip([(b'r', 4), (b'w', 2), (b'x', 1)]).enumerate()
+        {
             let _ = i;
             if c == letter {
                 bits |= bit;
@@ -346,10 +351,26 @@ mod tests {
 
     #[test]
     fn names() {
-        for ok in ["hello", "_x", "hello.service", "a-b_c", "getty@tty1.service"] {
+        for ok in [
+            "hello",
+            "_x",
+            "hello.service",
+            "a-b_c",
+            "getty@tty1.service",
+        ] {
             assert!(Name::new(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "Hello", "1abc", "a b", "a/b", "a;b", "..", "a..b", &"a".repeat(65)] {
+        for bad in [
+            "",
+            "Hello",
+            "1abc",
+            "a b",
+            "a/b",
+            "a;b",
+            "..",
+            "a..b",
+            &"a".repeat(65),
+        ] {
             assert!(Name::new(bad).is_err(), "{bad}");
         }
     }
@@ -359,7 +380,17 @@ mod tests {
         for ok in ["/etc/hello", "/var/lib/hello", "/etc/hello/hello.toml"] {
             assert!(HostPath::new(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "/", "etc", "/etc/../x", "/etc//x", "/etc/", "/a b", "/a\nb", "/./x"] {
+        for bad in [
+            "",
+            "/",
+            "etc",
+            "/etc/../x",
+            "/etc//x",
+            "/etc/",
+            "/a b",
+            "/a\nb",
+            "/./x",
+        ] {
             assert!(HostPath::new(bad).is_err(), "{bad}");
         }
         let p = HostPath::new("/etc/hello/hello.toml").unwrap();
@@ -373,8 +404,19 @@ mod tests {
         let e = AclEntry::new("group:ops:r-x").unwrap();
         assert_eq!((e.kind, e.perms), (AclKind::Group, 5));
         assert_eq!(e.to_string(), "group:ops:r-x");
-        assert_eq!(AclEntry::new("u:backup:rw-").unwrap().to_string(), "user:backup:rw-");
-        for bad in ["group:ops", "group:ops:rwxx", "other::r--", "group:Ops:r-x", "group:ops:x-r", "mask::rwx", "group:ops:r-x:x"] {
+        assert_eq!(
+            AclEntry::new("u:backup:rw-").unwrap().to_string(),
+            "user:backup:rw-"
+        );
+        for bad in [
+            "group:ops",
+            "group:ops:rwxx",
+            "other::r--",
+            "group:Ops:r-x",
+            "group:ops:x-r",
+            "mask::rwx",
+            "group:ops:r-x:x",
+        ] {
             assert!(AclEntry::new(bad).is_err(), "{bad}");
         }
     }

@@ -35,7 +35,10 @@ impl Keyring {
 
     /// Trusted keys minus the revoked ones; signatures by revoked ids get `RevokedKey`.
     pub fn with_revoked(keys: Vec<PublicKey>, revoked: Vec<KeyId>) -> Self {
-        let keys = keys.into_iter().filter(|k| !revoked.contains(&k.key_id())).collect();
+        let keys = keys
+            .into_iter()
+            .filter(|k| !revoked.contains(&k.key_id()))
+            .collect();
         Self { keys, revoked }
     }
 
@@ -67,19 +70,21 @@ impl Keyring {
         if self.is_revoked(&sig.key_id) {
             return Err(KeyringError::RevokedKey { key_id: sig.key_id });
         }
-        self.get(&sig.key_id).ok_or_else(|| KeyringError::UntrustedKey {
-            key_id: sig.key_id,
-            trusted: self.describe(),
-        })
+        self.get(&sig.key_id)
+            .ok_or_else(|| KeyringError::UntrustedKey {
+                key_id: sig.key_id,
+                trusted: self.describe(),
+            })
     }
 
     /// Verifies a whole (small) message.
     pub fn verify(&self, sig: &Signature, msg: &[u8]) -> Result<&PublicKey, KeyringError> {
         let key = self.lookup(sig)?;
-        key.verify(sig, msg).map_err(|source| KeyringError::BadSignature {
-            key_id: sig.key_id,
-            source,
-        })?;
+        key.verify(sig, msg)
+            .map_err(|source| KeyringError::BadSignature {
+                key_id: sig.key_id,
+                source,
+            })?;
         Ok(key)
     }
 

@@ -13,6 +13,7 @@
 //! - [`sums`]: `SHA256SUMS` checksum lists.
 //! - [`archive`]: the deterministic writer and the streaming, verifying reader.
 //! - [`verify`]: verifying a bundle file and its detached signature.
+//! - [`kit`]: field kits: the signed index of files and parts, and the chained part reader.
 //! - [`atomic`]: atomic file writes.
 //! - [`report`]: exit codes and the shared output envelope.
 
@@ -23,6 +24,7 @@ pub mod digest;
 pub mod entry_path;
 pub mod install;
 pub mod keyring;
+pub mod kit;
 pub mod limits;
 pub mod manifest;
 pub mod minisign;

@@ -78,7 +78,11 @@ mod tests {
 
     #[test]
     fn table() {
-        for (text, bits) in [("0640", Some(0o640)), ("0755", Some(0o755)), ("4755", Some(0o4755))] {
+        for (text, bits) in [
+            ("0640", Some(0o640)),
+            ("0755", Some(0o755)),
+            ("4755", Some(0o4755)),
+        ] {
             assert_eq!(Mode::parse(text).ok().map(Mode::bits), bits, "{text}");
         }
         for bad in ["640", "00640", "0648", "rwx", "", "-640", "+640"] {

@@ -166,7 +166,8 @@ pub fn verify_path(
         path: path.to_owned(),
         source,
     })?;
-    let mut input = io::BufReader::with_capacity(256 << 10, file);
+    // The zstd decoder buffers its input; a kit's parts go through the same reader type.
+    let mut input = crate::kit::PartsReader::from_file(file);
     verify_reader(
         &mut input,
         detached_sig.map(|s| (sig_path, s)),

@@ -64,7 +64,11 @@ impl Accounts {
             a.groups.entry(f[0].to_owned()).or_insert(Group {
                 name: f[0].to_owned(),
                 gid,
-                members: f[3].split(',').filter(|m| !m.is_empty()).map(str::to_owned).collect(),
+                members: f[3]
+                    .split(',')
+                    .filter(|m| !m.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
             });
         }
         a
@@ -79,14 +83,19 @@ impl Accounts {
     }
 
     pub fn in_group(&self, user: &str, group: &str) -> bool {
-        let Some(g) = self.groups.get(group) else { return false };
+        let Some(g) = self.groups.get(group) else {
+            return false;
+        };
         g.members.iter().any(|m| m == user) || self.users.get(user).is_some_and(|u| u.gid == g.gid)
     }
 }
 
 /// Shells that let nobody log in.
 pub fn is_nologin(shell: &str) -> bool {
-    matches!(shell, "/usr/sbin/nologin" | "/sbin/nologin" | "/bin/false" | "/usr/bin/false")
+    matches!(
+        shell,
+        "/usr/sbin/nologin" | "/sbin/nologin" | "/bin/false" | "/usr/bin/false"
+    )
 }
 
 #[cfg(test)]

@@ -119,8 +119,14 @@ impl Acl {
                 USER_OBJ => acl.user_obj = perm,
                 GROUP_OBJ => acl.group_obj = perm,
                 OTHER => acl.other = perm,
-                USER => acl.named.push(Named::User { uid: id, perms: perm }),
-                GROUP => acl.named.push(Named::Group { gid: id, perms: perm }),
+                USER => acl.named.push(Named::User {
+                    uid: id,
+                    perms: perm,
+                }),
+                GROUP => acl.named.push(Named::Group {
+                    gid: id,
+                    perms: perm,
+                }),
                 MASK => {}
                 _ => return None,
             }
@@ -188,7 +194,10 @@ mod tests {
             ],
         );
         let enc = acl.encode();
-        let tags: Vec<u16> = enc[4..].chunks(8).map(|e| u16::from_le_bytes([e[0], e[1]])).collect();
+        let tags: Vec<u16> = enc[4..]
+            .chunks(8)
+            .map(|e| u16::from_le_bytes([e[0], e[1]]))
+            .collect();
         assert_eq!(tags, [USER_OBJ, USER, GROUP_OBJ, GROUP, GROUP, MASK, OTHER]);
         let ids: Vec<u32> = enc[4..]
             .chunks(8)
@@ -206,7 +215,12 @@ mod tests {
 
     #[test]
     fn decode_rejects_garbage() {
-        for bad in [&b""[..], &[1, 0, 0, 0][..], &[2, 0, 0, 0, 1][..], &[2, 0, 0, 0, 0x40, 0, 7, 0, 0, 0, 0, 0][..]] {
+        for bad in [
+            &b""[..],
+            &[1, 0, 0, 0][..],
+            &[2, 0, 0, 0, 1][..],
+            &[2, 0, 0, 0, 0x40, 0, 7, 0, 0, 0, 0, 0][..],
+        ] {
             assert_eq!(Acl::decode(bad), None);
         }
     }

@@ -17,13 +17,28 @@ pub fn system_files(m: &Manifest) -> Vec<(String, String, Role)> {
         Role::Unit,
     )];
     if let Some(s) = &inst.socket_unit {
-        v.push((format!("systemd/{s}"), format!("/etc/systemd/system/{s}"), Role::Unit));
+        v.push((
+            format!("systemd/{s}"),
+            format!("/etc/systemd/system/{s}"),
+            Role::Unit,
+        ));
     }
     for (role, src, dest) in [
-        (Role::Logrotate, format!("logrotate/{app}"), format!("/etc/logrotate.d/{app}")),
-        (Role::Tmpfiles, format!("tmpfiles/{app}.conf"), format!("/etc/tmpfiles.d/{app}.conf")),
+        (
+            Role::Logrotate,
+            format!("logrotate/{app}"),
+            format!("/etc/logrotate.d/{app}"),
+        ),
+        (
+            Role::Tmpfiles,
+            format!("tmpfiles/{app}.conf"),
+            format!("/etc/tmpfiles.d/{app}.conf"),
+        ),
     ] {
-        if m.files.iter().any(|f| f.role == role && f.path.as_str() == src) {
+        if m.files
+            .iter()
+            .any(|f| f.role == role && f.path.as_str() == src)
+        {
             v.push((src, dest, role));
         }
     }
@@ -33,9 +48,12 @@ pub fn system_files(m: &Manifest) -> Vec<(String, String, Role)> {
 /// (Re)starts the service (the socket stays up, holding the port) and waits for health.
 pub fn start_and_check(host: &Host, m: &Manifest) -> Result<(), Unhealthy> {
     let unit = m.install.unit.as_str();
-    crate::install::step(&format!("restarting {unit} and waiting for it to be healthy"));
+    crate::install::step(&format!(
+        "restarting {unit} and waiting for it to be healthy"
+    ));
     if let Some(s) = &m.install.socket_unit {
-        host.systemctl(&["start", s.as_str()]).map_err(|e| Unhealthy(format!("{e:#}")))?;
+        host.systemctl(&["start", s.as_str()])
+            .map_err(|e| Unhealthy(format!("{e:#}")))?;
     }
     let _ = host.systemctl(&["reset-failed", unit]);
     let (ok, out) = host

@@ -1,66 +1,46 @@
-//! Command-line interface of `ferry-install`.
+//! Command-line interface of `ferry-install`: what a command line asks for (parsed by
+//! [`crate::args`]).
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "ferry-install",
-    version,
-    about = "Verify and install ferry bundles on air-gapped systemd hosts",
-    long_about = None,
-)]
+#[derive(Debug)]
 pub struct Cli {
     /// Print one JSON document on stdout (results or error).
-    #[arg(long, global = true)]
     pub json: bool,
-    #[command(subcommand)]
     pub command: Command,
 }
 
 /// Trusted keys: `--pubkey` files, else every `*.pub` in the keyring directory.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone)]
 pub struct KeyArgs {
     /// Trusted minisign public key (repeatable).
-    #[arg(long = "pubkey", value_name = "PUB")]
     pub pubkeys: Vec<PathBuf>,
     /// Directory of trusted keys (`*.pub`, used when no --pubkey is given), rotation
     /// statements (`rotations/*.rotation`), revocations (`revocations/*.revocation`) and a
     /// `revoked` list of key ids.
-    #[arg(long, value_name = "DIR", default_value = "/etc/ferry/keys")]
     pub keyring: PathBuf,
     /// Key rotation statement to accept, signed by a trusted key (repeatable).
-    #[arg(long = "rotation", value_name = "FILE")]
     pub rotations: Vec<PathBuf>,
     /// Key revocation statement to enforce (repeatable).
-    #[arg(long = "revocation", value_name = "FILE")]
     pub revocations: Vec<PathBuf>,
 }
 
 /// Size limits for reading a bundle (defaults in README, "Limits").
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone)]
 pub struct LimitArgs {
     /// Largest manifest accepted, bytes.
-    #[arg(long, value_name = "BYTES")]
     pub max_manifest_bytes: Option<u64>,
     /// Largest signature accepted, bytes.
-    #[arg(long, value_name = "BYTES")]
     pub max_signature_bytes: Option<u64>,
     /// Most payload files.
-    #[arg(long, value_name = "N")]
     pub max_files: Option<usize>,
     /// Largest payload file, bytes.
-    #[arg(long, value_name = "BYTES")]
     pub max_file_bytes: Option<u64>,
     /// Largest total payload, bytes.
-    #[arg(long, value_name = "BYTES")]
     pub max_total_bytes: Option<u64>,
     /// Longest archive path, bytes.
-    #[arg(long, value_name = "BYTES")]
     pub max_path_bytes: Option<usize>,
     /// Largest decompression ratio.
-    #[arg(long, value_name = "N")]
     pub max_ratio: Option<u64>,
 }
 
@@ -92,67 +72,56 @@ impl LimitArgs {
     }
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Debug)]
 pub enum Command {
     /// Verify a bundle: manifest signature, every file's SHA-256, detached signature.
     Verify {
-        bundle: PathBuf,
-        #[command(flatten)]
+        bundle: Option<PathBuf>,
+        /// Check a field kit instead: every part, bundle and installer against its signed
+        /// index (DIR: the kit, or one VOL-NNN volume on its own), as a table.
+        kit: Option<PathBuf>,
+        /// Another directory holding kit volumes (repeatable: volumes mounted elsewhere).
+        volumes: Vec<PathBuf>,
         keys: KeyArgs,
         /// Fail if BUNDLE.minisig is missing.
-        #[arg(long)]
         require_detached: bool,
-        #[command(flatten)]
         limits: LimitArgs,
     },
     /// Verify a bundle and install it: user, directories, release, configs, unit; start
     /// it and check its health; roll back on failure.
     Install {
+        /// A bundle, or a field kit: its directory, its kit.index, or a bundle's first part
+        /// (NAME.part001); parts are read in order as one stream, never joined on disk.
         bundle: PathBuf,
-        #[command(flatten)]
+        /// Another directory holding kit volumes (repeatable: volumes mounted elsewhere).
+        volumes: Vec<PathBuf>,
+        /// Scratch space on the host (TMPDIR of the programs the installer runs); nothing
+        /// is ever written beside the bundle.
+        tmpdir: PathBuf,
         keys: KeyArgs,
         /// Environment whose configuration to install (default: the bundle's default).
-        #[arg(long, value_name = "NAME")]
         env: Option<String>,
         /// Install into an offline root (image building): everything but starting.
-        #[arg(long, value_name = "DIR")]
         root: Option<PathBuf>,
         /// Verify and print the plan; change nothing.
-        #[arg(long)]
         dry_run: bool,
         /// Lay out and enable, but do not (re)start the service.
-        #[arg(long)]
         no_start: bool,
         /// Allow installing a version older than the installed one.
-        #[arg(long)]
         allow_downgrade: bool,
-        #[command(flatten)]
         limits: LimitArgs,
     },
     /// Show an installed application's release, service state and health.
-    Status {
-        app: String,
-        #[arg(long, value_name = "DIR")]
-        root: Option<PathBuf>,
-    },
+    Status { app: String, root: Option<PathBuf> },
     /// List installed applications.
-    List {
-        #[arg(long, value_name = "DIR")]
-        root: Option<PathBuf>,
-    },
+    List { root: Option<PathBuf> },
     /// Return to the previous release.
-    Rollback {
-        app: String,
-        #[arg(long, value_name = "DIR")]
-        root: Option<PathBuf>,
-    },
+    Rollback { app: String, root: Option<PathBuf> },
     /// Remove an application; configuration, data and logs stay unless --purge.
     Uninstall {
         app: String,
         /// Also remove configuration, data and logs.
-        #[arg(long)]
         purge: bool,
-        #[arg(long, value_name = "DIR")]
         root: Option<PathBuf>,
     },
 }

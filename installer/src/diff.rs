@@ -12,7 +12,11 @@ pub fn unified(name: &str, old: &[u8], new: &[u8]) -> String {
     let mut lcs = vec![vec![0u32; cols + 1]; rows + 1];
     for i in (0..rows).rev() {
         for j in (0..cols).rev() {
-            lcs[i][j] = if old[i] == new[j] { lcs[i + 1][j + 1] + 1 } else { lcs[i + 1][j].max(lcs[i][j + 1]) };
+            lcs[i][j] = if old[i] == new[j] {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
         }
     }
     let mut out = format!("--- {name}\n+++ {name}.new\n");

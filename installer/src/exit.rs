@@ -23,13 +23,31 @@ pub fn code(err: &anyhow::Error) -> Code {
             return Code::UnhealthyRolledBack;
         }
         if let Some(v) = cause.downcast_ref::<VerifyError>() {
-            return if v.is_verification() { Code::VerificationFailed } else { Code::Failed };
+            return if v.is_verification() {
+                Code::VerificationFailed
+            } else {
+                Code::Failed
+            };
+        }
+        if cause.is::<crate::kit::Usage>() {
+            return Code::Usage;
+        }
+        if let Some(k) = cause.downcast_ref::<ferry_format::kit::KitError>() {
+            return if k.is_verification() {
+                Code::VerificationFailed
+            } else {
+                Code::Failed
+            };
         }
         if cause.is::<ferry_format::trust::TrustError>() {
             return Code::VerificationFailed;
         }
         if let Some(b) = cause.downcast_ref::<BundleError>() {
-            return if b.is_verification() { Code::VerificationFailed } else { Code::Failed };
+            return if b.is_verification() {
+                Code::VerificationFailed
+            } else {
+                Code::Failed
+            };
         }
     }
     Code::Failed

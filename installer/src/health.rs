@@ -64,7 +64,9 @@ pub fn probe_once(probe: &Probe) -> Result<()> {
             Ok(())
         }
         Probe::Exec { argv } => {
-            let (prog, args) = argv.split_first().ok_or_else(|| anyhow!("empty exec probe"))?;
+            let (prog, args) = argv
+                .split_first()
+                .ok_or_else(|| anyhow!("empty exec probe"))?;
             let st = Command::new(prog).args(args).status()?;
             if st.success() {
                 Ok(())
@@ -81,7 +83,12 @@ pub struct Unhealthy(pub String);
 
 /// Waits for the unit to be active and the probe to pass, then for `settle_secs` with no
 /// restart. `restarts_before` is `NRestarts` right after the start command returned.
-pub fn wait(host: &Host, unit: &str, health: &Health, restarts_before: u64) -> Result<(), Unhealthy> {
+pub fn wait(
+    host: &Host,
+    unit: &str,
+    health: &Health,
+    restarts_before: u64,
+) -> Result<(), Unhealthy> {
     let deadline = Instant::now() + Duration::from_secs(u64::from(health.timeout_secs));
     let mut last = String::from("not yet checked");
     let mut healthy_since: Option<Instant> = None;
@@ -100,7 +107,10 @@ pub fn wait(host: &Host, unit: &str, health: &Health, restarts_before: u64) -> R
         }
         let active = get("ActiveState");
         if active == "failed" {
-            return Err(Unhealthy(format!("{unit} failed (result {})", get("Result"))));
+            return Err(Unhealthy(format!(
+                "{unit} failed (result {})",
+                get("Result")
+            )));
         }
         if active == "active" {
             match probe_once(&health.probe) {
@@ -136,7 +146,10 @@ mod tests {
     #[test]
     fn addresses_without_dns() {
         assert_eq!(socket_addr("127.0.0.1:80").unwrap().port(), 80);
-        assert_eq!(socket_addr("localhost:8080").unwrap().to_string(), "127.0.0.1:8080");
+        assert_eq!(
+            socket_addr("localhost:8080").unwrap().to_string(),
+            "127.0.0.1:8080"
+        );
         assert!(socket_addr("[::1]:9").is_ok());
         assert!(socket_addr("example.com:80").is_err());
         assert!(socket_addr("127.0.0.1").is_err());

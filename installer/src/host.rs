@@ -24,8 +24,10 @@ pub struct Host {
 impl Host {
     pub fn new(root: Option<&Path>) -> Self {
         match root {
+            // Absolute, because the tools ferry runs (systemd-sysusers, systemctl) resolve
+            // --root against their own working directory.
             Some(r) => Self {
-                root: r.to_path_buf(),
+                root: std::path::absolute(r).unwrap_or_else(|_| r.to_path_buf()),
                 mode: Mode::Offline,
             },
             None => Self {
@@ -73,7 +75,11 @@ impl Host {
     }
 
     /// `systemctl show -p` as a map.
-    pub fn unit_properties(&self, unit: &str, props: &[&str]) -> Result<std::collections::BTreeMap<String, String>> {
+    pub fn unit_properties(
+        &self,
+        unit: &str,
+        props: &[&str],
+    ) -> Result<std::collections::BTreeMap<String, String>> {
         let mut args = vec!["show", unit];
         let joined = props.join(",");
         args.push("-p");
@@ -89,7 +95,15 @@ impl Host {
     /// The service's last journal lines, for an error message after a failed start.
     pub fn journal_tail(&self, unit: &str, lines: u32) -> String {
         Command::new("journalctl")
-            .args(["-u", unit, "-n", &lines.to_string(), "--no-pager", "-o", "cat"])
+            .args([
+                "-u",
+                unit,
+                "-n",
+                &lines.to_string(),
+                "--no-pager",
+                "-o",
+                "cat",
+            ])
             .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
             .unwrap_or_default()
@@ -110,7 +124,10 @@ pub fn run(cmd: &mut Command) -> Result<String> {
     let shown = format!(
         "{} {}",
         cmd.get_program().to_string_lossy(),
-        cmd.get_args().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ")
+        cmd.get_args()
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ")
     );
     let out = cmd.output().with_context(|| format!("running `{shown}`"))?;
     if !out.status.success() {

@@ -1,8 +1,6 @@
 //! `ferry-install install`: preflight, verify while staging, lay out, activate, check
 //! health, roll back on failure, record. The host ends on the old release or the new one.
 
-use std::fs::File;
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context as _, Result};
@@ -11,7 +9,7 @@ use ferry_format::digest::sha256_file;
 use ferry_format::install::{HostPath, Install, Name, OnUpgrade};
 use ferry_format::keyring::Keyring;
 use ferry_format::manifest::{Arch, Manifest};
-use ferry_format::verify::{verify_path, DetachedPolicy, Failed};
+use ferry_format::verify::Failed;
 use ferry_format::Limits;
 use serde::Serialize;
 
@@ -53,6 +51,10 @@ pub struct InstallArgs {
     pub start: Start,
     pub downgrade: Downgrade,
     pub limits: Limits,
+    /// Set when `bundle` names a field kit: the parts to read as one stream.
+    pub kit: Option<crate::kit::KitBundle>,
+    /// Scratch space on the host; checked by preflight.
+    pub tmpdir: PathBuf,
 }
 
 #[derive(Debug, Serialize)]
@@ -133,7 +135,11 @@ fn plan(m: &Manifest, env: &Name, host: &Host) -> Plan {
     Plan {
         user: inst.user.to_string(),
         group: inst.group.to_string(),
-        supplementary_groups: inst.supplementary_groups.iter().map(ToString::to_string).collect(),
+        supplementary_groups: inst
+            .supplementary_groups
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
         release_dir: format!("/opt/{app}/releases/{}", m.app.version),
         directories: layout::ordered(&inst.directories)
             .into_iter()
@@ -157,25 +163,38 @@ fn plan(m: &Manifest, env: &Name, host: &Host) -> Plan {
                 group: c.group.to_string(),
                 mode: c.mode.to_string(),
             })
-            .chain(activate::system_files(m).into_iter().map(|(src, dest, _)| PlannedFile {
-                dest,
-                source: src,
-                owner: "root".into(),
-                group: "root".into(),
-                mode: "0644".into(),
-            }))
+            .chain(
+                activate::system_files(m)
+                    .into_iter()
+                    .map(|(src, dest, _)| PlannedFile {
+                        dest,
+                        source: src,
+                        owner: "root".into(),
+                        group: "root".into(),
+                        mode: "0644".into(),
+                    }),
+            )
             .collect(),
         secrets: inst.secrets.iter().map(|s| s.path.to_string()).collect(),
         units,
         unit_actions: match host.mode {
-            Mode::Live => vec!["daemon-reload".into(), format!("enable {}", inst.unit), format!("restart {}", inst.unit)],
+            Mode::Live => vec![
+                "daemon-reload".into(),
+                format!("enable {}", inst.unit),
+                format!("restart {}", inst.unit),
+            ],
             Mode::Offline => vec![format!("enable {} (offline root)", inst.unit)],
         },
     }
 }
 
 /// Host preconditions, checked before anything is written. All failures exit 4.
-fn preflight(args: &InstallArgs, m: &Manifest, env: &Name, current: Option<&Release>) -> Result<()> {
+fn preflight(
+    args: &InstallArgs,
+    m: &Manifest,
+    env: &Name,
+    current: Option<&Release>,
+) -> Result<()> {
     let pre = |s: String| Err(anyhow!(Precondition(s)));
     if !nix::unistd::geteuid().is_root() {
         return pre("ferry-install must run as root".into());
@@ -186,7 +205,10 @@ fn preflight(args: &InstallArgs, m: &Manifest, env: &Name, current: Option<&Rele
             return pre(format!(
                 "bundle is for {}, this host is {}",
                 m.target,
-                a.map_or_else(|| "an unsupported architecture".into(), |a| format!("linux/{a}"))
+                a.map_or_else(
+                    || "an unsupported architecture".into(),
+                    |a| format!("linux/{a}")
+                )
             ))
         }
     }
@@ -194,12 +216,20 @@ fn preflight(args: &InstallArgs, m: &Manifest, env: &Name, current: Option<&Rele
         return pre("systemd is not running (/run/systemd/system is missing); use --root DIR to install into an offline root".into());
     }
     if args.host.mode == Mode::Offline && !args.host.root.join("etc").is_dir() {
-        return pre(format!("{} does not look like a root filesystem (no etc/)", args.host.root.display()));
+        return pre(format!(
+            "{} does not look like a root filesystem (no etc/)",
+            args.host.root.display()
+        ));
     }
     if !m.install.environments.contains(env) {
         return pre(format!(
             "environment {env} is not in the bundle (it has {})",
-            m.install.environments.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+            m.install
+                .environments
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
     if let Some(cur) = current {
@@ -223,7 +253,10 @@ fn preflight(args: &InstallArgs, m: &Manifest, env: &Name, current: Option<&Rele
                 ferry_format::install::AclKind::Group => accounts.gid(e.name.as_str()).is_some(),
             };
             if !known && !own(&e.name) {
-                return pre(format!("{}: ACL entry {e} names a user or group this host does not have", d.path));
+                return pre(format!(
+                    "{}: ACL entry {e} names a user or group this host does not have",
+                    d.path
+                ));
             }
         }
         for n in [&d.owner, &d.group] {
@@ -234,7 +267,9 @@ fn preflight(args: &InstallArgs, m: &Manifest, env: &Name, current: Option<&Rele
     }
     for g in &inst.supplementary_groups {
         if accounts.gid(g.as_str()).is_none() {
-            return pre(format!("supplementary group {g} does not exist on this host"));
+            return pre(format!(
+                "supplementary group {g} does not exist on this host"
+            ));
         }
     }
     // Room for the release plus the staging copy's metadata and a margin.
@@ -251,27 +286,39 @@ fn preflight(args: &InstallArgs, m: &Manifest, env: &Name, current: Option<&Rele
             ));
         }
     }
+    if let Some(problem) = crate::kit::tmpdir_problem(&args.tmpdir) {
+        return pre(problem);
+    }
     Ok(())
 }
 
 /// Whether the host already runs exactly this bundle with this environment.
-fn already_installed(host: &Host, m: &Manifest, manifest_sha: &str, env: &Name, current: Option<&Release>) -> bool {
+fn already_installed(
+    host: &Host,
+    m: &Manifest,
+    manifest_sha: &str,
+    env: &Name,
+    current: Option<&Release>,
+) -> bool {
     let Some(cur) = current else { return false };
     if cur.manifest_sha256 != manifest_sha || cur.env != env.as_str() {
         return false;
     }
     let app = &m.app.name;
     let link = host.rel(&format!("/opt/{app}/current"));
-    if std::fs::read_link(&link).ok() != Some(PathBuf::from(format!("releases/{}", m.app.version))) {
+    if std::fs::read_link(&link).ok() != Some(PathBuf::from(format!("releases/{}", m.app.version)))
+    {
         return false;
     }
     let release = host.rel(&format!("/opt/{app}/releases/{}", m.app.version));
-    let release_ok = m.files.iter().all(|f| {
-        sha256_file(&release.join(f.path.as_str())).is_ok_and(|(d, _)| d == f.sha256)
-    });
-    let files_ok = cur.files.iter().all(|f| {
-        sha256_file(&host.rel(&f.path)).is_ok_and(|(d, _)| d.to_hex() == f.sha256)
-    });
+    let release_ok = m
+        .files
+        .iter()
+        .all(|f| sha256_file(&release.join(f.path.as_str())).is_ok_and(|(d, _)| d == f.sha256));
+    let files_ok = cur
+        .files
+        .iter()
+        .all(|f| sha256_file(&host.rel(&f.path)).is_ok_and(|(d, _)| d.to_hex() == f.sha256));
     if !release_ok || !files_ok {
         return false;
     }
@@ -285,10 +332,14 @@ fn already_installed(host: &Host, m: &Manifest, manifest_sha: &str, env: &Name, 
 
 pub fn run(args: &InstallArgs) -> Result<InstallReport> {
     let host = &args.host;
-    step(&format!("reading and verifying the manifest of {}", args.bundle.display()));
-    let file = File::open(&args.bundle).with_context(|| format!("opening {}", args.bundle.display()))?;
-    let (manifest, manifest_sha, key_id) = read_verified_manifest(BufReader::new(file), &args.keyring, &args.limits)
-        .map_err(|e| Failed {
+    step(&format!(
+        "reading and verifying the manifest of {}",
+        args.bundle.display()
+    ));
+    let mut input = crate::kit::open_source(&args.bundle, args.kit.as_ref())?;
+    // `&mut dyn Read`, as in the verifying pass: one copy of the tar and zstd reader.
+    let (manifest, manifest_sha, key_id) =
+        read_verified_manifest(&mut *input, &args.keyring, &args.limits).map_err(|e| Failed {
             path: args.bundle.clone(),
             source: e.into(),
         })?;
@@ -321,43 +372,61 @@ pub fn run(args: &InstallArgs) -> Result<InstallReport> {
         message: String::new(),
     };
 
-    let unchanged = already_installed(host, &manifest, &manifest_sha.to_string(), &env, current.as_ref());
+    let unchanged = already_installed(
+        host,
+        &manifest,
+        &manifest_sha.to_string(),
+        &env,
+        current.as_ref(),
+    );
     if args.apply == Apply::DryRun || unchanged {
         step("verifying every file of the bundle (nothing is written)");
-        let outcome = verify_path(&args.bundle, &args.keyring, &args.limits, DetachedPolicy::IfPresent, &mut |_, r| {
-            std::io::copy(r, &mut std::io::sink()).map(|_| ())
-        })
-        .map_err(|source| Failed {
-            path: args.bundle.clone(),
-            source,
-        })?;
+        let outcome = crate::kit::verify_source(
+            &args.bundle,
+            args.kit.as_ref(),
+            &args.keyring,
+            &args.limits,
+            &mut |_, r| std::io::copy(r, &mut std::io::sink()).map(|_| ()),
+        )?;
         report.bundle_sha256 = Some(outcome.verified.bundle.sha256.to_string());
         report.message = if unchanged && args.apply == Apply::Yes {
-            format!("{app} {} ({env}) is already installed and active: nothing to do", manifest.app.version)
+            format!(
+                "{app} {} ({env}) is already installed and active: nothing to do",
+                manifest.app.version
+            )
         } else {
-            format!("dry run: {app} {} verified; nothing was changed", manifest.app.version)
+            format!(
+                "dry run: {app} {} verified; nothing was changed",
+                manifest.app.version
+            )
         };
         return Ok(report);
     }
 
     // Stage on the filesystem the release will live on, so placing it is a rename.
     let opt = host.rel("/opt");
-    let staging = Staging::create(&opt, &app).with_context(|| format!("creating a staging directory in {}", opt.display()))?;
+    let staging = Staging::create(&opt, &app)
+        .with_context(|| format!("creating a staging directory in {}", opt.display()))?;
     step("verifying the bundle while extracting it into a staging directory");
-    let outcome = verify_path(&args.bundle, &args.keyring, &args.limits, DetachedPolicy::IfPresent, &mut |e, r| {
-        staging.write(e, r)
-    })
-    .map_err(|source| Failed {
-        path: args.bundle.clone(),
-        source,
-    })?;
+    let outcome = crate::kit::verify_source(
+        &args.bundle,
+        args.kit.as_ref(),
+        &args.keyring,
+        &args.limits,
+        &mut |e, r| staging.write(e, r),
+    )?;
     steps::reached(steps::Step::Staged);
     if outcome.verified.manifest_sha256 != manifest_sha {
         bail!("the bundle changed while it was being read");
     }
     report.bundle_sha256 = Some(outcome.verified.bundle.sha256.to_string());
 
-    let mut journal = Journal::begin(host, &app, current.as_ref().map(|c| c.version.clone()), &manifest.app.version)?;
+    let mut journal = Journal::begin(
+        host,
+        &app,
+        current.as_ref().map(|c| c.version.clone()),
+        &manifest.app.version,
+    )?;
     let was_active = host.mode == Mode::Live
         && current.is_some()
         && host
@@ -383,15 +452,25 @@ pub fn run(args: &InstallArgs) -> Result<InstallReport> {
     if host.mode == Mode::Live && args.start == Start::Yes {
         if let Err(unhealthy) = activate::start_and_check(host, &manifest) {
             let tail = host.journal_tail(manifest.install.unit.as_str(), 15);
-            step(&format!("{app} {} is unhealthy: {}; rolling back", manifest.app.version, unhealthy.0));
-            journal.undo().context("rolling back after a failed health check")?;
+            step(&format!(
+                "{app} {} is unhealthy: {}; rolling back",
+                manifest.app.version, unhealthy.0
+            ));
+            journal
+                .undo()
+                .context("rolling back after a failed health check")?;
             host.systemctl(&["daemon-reload"])?;
             let unit = manifest.install.unit.as_str();
             let _ = host.systemctl(&["reset-failed", unit]);
             let restored = if let Some(prev) = &current {
                 let prev_manifest = crate::recover::release_manifest(host, &app, &prev.version)?;
                 activate::start_and_check(host, &prev_manifest).map_or_else(
-                    |e| format!("the previous release {} is unhealthy too: {}", prev.version, e.0),
+                    |e| {
+                        format!(
+                            "the previous release {} is unhealthy too: {}",
+                            prev.version, e.0
+                        )
+                    },
                     |()| format!("{} is running and healthy again", prev.version),
                 )
             } else {
@@ -438,7 +517,11 @@ pub fn run(args: &InstallArgs) -> Result<InstallReport> {
     report.message = format!(
         "{app} {} installed ({env}){}",
         manifest.app.version,
-        if report.started { ", active and healthy" } else { "" }
+        if report.started {
+            ", active and healthy"
+        } else {
+            ""
+        }
     );
     Ok(report)
 }
@@ -457,11 +540,15 @@ fn apply_changes(
     let app = &m.app.name;
     let staged = staging.path.clone();
 
-    step(&format!("creating user {} and group {}", inst.user, inst.group));
+    step(&format!(
+        "creating user {} and group {}",
+        inst.user, inst.group
+    ));
     let sysusers_src = staged.join(format!("sysusers/{app}.conf"));
     let sysusers_dest = host.rel(&format!("/etc/sysusers.d/{app}.conf"));
     ensure_parent(&sysusers_dest, journal)?;
-    let data = std::fs::read(&sysusers_src).with_context(|| format!("reading {}", sysusers_src.display()))?;
+    let data = std::fs::read(&sysusers_src)
+        .with_context(|| format!("reading {}", sysusers_src.display()))?;
     journal.put_file(&sysusers_dest, &data, 0, 0, 0o644)?;
     host.sysusers(&sysusers_dest)?;
     let accounts = Accounts::load(&host.root)?;
@@ -470,7 +557,11 @@ fn apply_changes(
         .get(inst.user.as_str())
         .ok_or_else(|| anyhow!("systemd-sysusers did not create user {}", inst.user))?;
     if !is_nologin(&user.shell) {
-        bail!("user {} has login shell {}; expected nologin", inst.user, user.shell);
+        bail!(
+            "user {} has login shell {}; expected nologin",
+            inst.user,
+            user.shell
+        );
     }
     if accounts.gid(inst.group.as_str()).is_none() {
         bail!("systemd-sysusers did not create group {}", inst.group);
@@ -486,20 +577,28 @@ fn apply_changes(
     step(&format!("placing release {}", m.app.version));
     let release = host.rel(&format!("/opt/{app}/releases/{}", m.app.version));
     let same = release.is_dir()
-        && m.files.iter().all(|f| sha256_file(&release.join(f.path.as_str())).is_ok_and(|(d, _)| d == f.sha256));
+        && m.files
+            .iter()
+            .all(|f| sha256_file(&release.join(f.path.as_str())).is_ok_and(|(d, _)| d == f.sha256));
     if same {
         drop(staging);
     } else {
         if release.exists() {
             let backup = journal.replaced_release(&release)?;
-            std::fs::rename(&release, &backup).with_context(|| format!("moving aside {}", release.display()))?;
+            std::fs::rename(&release, &backup)
+                .with_context(|| format!("moving aside {}", release.display()))?;
         } else {
             journal.placed_release(&release)?;
         }
-        let staged_path = staging.keep();
+        let staged_path = staging
+            .keep()
+            .context("writing the staged release to disk")?;
         std::fs::rename(&staged_path, &release)
             .with_context(|| format!("moving the verified release into {}", release.display()))?;
-        std::fs::set_permissions(&release, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+        std::fs::set_permissions(
+            &release,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )?;
         ferry_format::atomic::sync_dir(release.parent().expect("has parent"))?;
     }
     steps::reached(steps::Step::Placed);
@@ -515,23 +614,39 @@ fn apply_changes(
     for c in inst.configs.iter().filter(|c| &c.env == env) {
         let data = std::fs::read(release.join(c.source.as_str()))?;
         let dest = host.path(&c.dest);
-        let uid = accounts.uid(c.owner.as_str()).ok_or_else(|| anyhow!("no user {}", c.owner))?;
-        let gid = accounts.gid(c.group.as_str()).ok_or_else(|| anyhow!("no group {}", c.group))?;
+        let uid = accounts
+            .uid(c.owner.as_str())
+            .ok_or_else(|| anyhow!("no user {}", c.owner))?;
+        let gid = accounts
+            .gid(c.group.as_str())
+            .ok_or_else(|| anyhow!("no group {}", c.group))?;
         let existing = std::fs::read(&dest).ok();
         let change = match existing {
             None => {
                 journal.put_file(&dest, &data, uid, gid, c.mode.bits())?;
-                ConfigChange { path: c.dest.to_string(), action: "created", new_default: None, diff: None }
+                ConfigChange {
+                    path: c.dest.to_string(),
+                    action: "created",
+                    new_default: None,
+                    diff: None,
+                }
             }
             Some(old) if old == data => {
                 journal.put_file(&dest, &data, uid, gid, c.mode.bits())?;
-                ConfigChange { path: c.dest.to_string(), action: "unchanged", new_default: None, diff: None }
+                ConfigChange {
+                    path: c.dest.to_string(),
+                    action: "unchanged",
+                    new_default: None,
+                    diff: None,
+                }
             }
             Some(old) => {
                 let diff = Some(crate::diff::unified(&c.dest.to_string(), &old, &data));
                 // `preserve` keeps what an operator edited; a file that is still exactly a
                 // default ferry installed was never edited and takes the new default.
-                if c.on_upgrade == OnUpgrade::Preserve && !is_recorded_default(host, app, &c.dest, &old) {
+                if c.on_upgrade == OnUpgrade::Preserve
+                    && !is_recorded_default(host, app, &c.dest, &old)
+                {
                     let beside = PathBuf::from(format!("{}.new", dest.display()));
                     journal.put_file(&beside, &data, uid, gid, c.mode.bits())?;
                     ConfigChange {
@@ -542,7 +657,12 @@ fn apply_changes(
                     }
                 } else {
                     journal.put_file(&dest, &data, uid, gid, c.mode.bits())?;
-                    ConfigChange { path: c.dest.to_string(), action: "replaced", new_default: None, diff }
+                    ConfigChange {
+                        path: c.dest.to_string(),
+                        action: "replaced",
+                        new_default: None,
+                        diff,
+                    }
                 }
             }
         };
@@ -558,7 +678,8 @@ fn apply_changes(
     step("installing the unit, logrotate rules and tmpfiles snippet");
     let mut files = Vec::new();
     for (src, dest, _role) in activate::system_files(m) {
-        let data = std::fs::read(release.join(&src)).with_context(|| format!("reading {src} from the release"))?;
+        let data = std::fs::read(release.join(&src))
+            .with_context(|| format!("reading {src} from the release"))?;
         let dest_path = host.rel(&dest);
         ensure_parent(&dest_path, journal)?;
         journal.put_file(&dest_path, &data, 0, 0, 0o644)?;
@@ -589,8 +710,10 @@ fn apply_changes(
 /// Whether `data` is byte for byte the default that a release ferry still records (the
 /// current one or a kept previous one, each with the environment it was installed with)
 /// put at `dest`: such a file was never edited by anyone.
-fn is_recorded_default(host: &Host, app: &str, dest: &HostPath, data: &[u8]) -> bool {
-    let Ok(Some(st)) = state::load(host, app) else { return false };
+pub(crate) fn is_recorded_default(host: &Host, app: &str, dest: &HostPath, data: &[u8]) -> bool {
+    let Ok(Some(st)) = state::load(host, app) else {
+        return false;
+    };
     let digest = ferry_format::Sha256::of(data);
     st.current.iter().chain(&st.previous).any(|r| {
         crate::recover::release_manifest(host, app, &r.version).is_ok_and(|m| {
@@ -598,7 +721,10 @@ fn is_recorded_default(host: &Host, app: &str, dest: &HostPath, data: &[u8]) -> 
                 .configs
                 .iter()
                 .filter(|c| &c.dest == dest && c.env.as_str() == r.env)
-                .any(|c| m.file(c.source.as_str()).is_some_and(|f| f.sha256 == digest))
+                .any(|c| {
+                    m.file(c.source.as_str())
+                        .is_some_and(|f| f.sha256 == digest)
+                })
         })
     })
 }
@@ -608,7 +734,8 @@ fn ensure_parent(path: &Path, journal: &mut Journal) -> Result<()> {
     if let Some(parent) = path.parent() {
         if !parent.exists() {
             journal.created_dir(parent)?;
-            std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
         }
     }
     Ok(())

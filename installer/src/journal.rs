@@ -20,9 +20,16 @@ use crate::host::Host;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Action {
-    CreatedFile { path: PathBuf },
-    ReplacedFile { path: PathBuf, backup: PathBuf },
-    CreatedDir { path: PathBuf },
+    CreatedFile {
+        path: PathBuf,
+    },
+    ReplacedFile {
+        path: PathBuf,
+        backup: PathBuf,
+    },
+    CreatedDir {
+        path: PathBuf,
+    },
     DirMeta {
         path: PathBuf,
         uid: u32,
@@ -31,9 +38,17 @@ pub enum Action {
         access: Option<Vec<u8>>,
         default: Option<Vec<u8>>,
     },
-    Symlink { path: PathBuf, previous: Option<PathBuf> },
-    PlacedRelease { path: PathBuf },
-    ReplacedRelease { path: PathBuf, backup: PathBuf },
+    Symlink {
+        path: PathBuf,
+        previous: Option<PathBuf>,
+    },
+    PlacedRelease {
+        path: PathBuf,
+    },
+    ReplacedRelease {
+        path: PathBuf,
+        backup: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -80,8 +95,9 @@ impl Journal {
         let (path, backups) = txn_paths(host, app);
         match fs::read(&path) {
             Ok(data) => {
-                let data: TxnData = serde_json::from_slice(&data)
-                    .with_context(|| format!("parsing interrupted transaction {}", path.display()))?;
+                let data: TxnData = serde_json::from_slice(&data).with_context(|| {
+                    format!("parsing interrupted transaction {}", path.display())
+                })?;
                 let counter = u32::try_from(data.actions.len()).unwrap_or(u32::MAX);
                 Ok(Some(Self {
                     path,
@@ -98,7 +114,8 @@ impl Journal {
     fn persist(&self) -> Result<()> {
         let mut data = serde_json::to_vec_pretty(&self.data)?;
         data.push(b'\n');
-        write_atomic(&self.path, &data, 0o600).with_context(|| format!("writing {}", self.path.display()))
+        write_atomic(&self.path, &data, 0o600)
+            .with_context(|| format!("writing {}", self.path.display()))
     }
 
     fn record(&mut self, a: Action) -> Result<()> {
@@ -108,13 +125,22 @@ impl Journal {
 
     fn backup_path(&mut self, name: &Path) -> PathBuf {
         self.counter += 1;
-        let base = name.file_name().map_or_else(|| "x".into(), |n| n.to_string_lossy().into_owned());
+        let base = name
+            .file_name()
+            .map_or_else(|| "x".into(), |n| n.to_string_lossy().into_owned());
         self.backups.join(format!("{}-{base}", self.counter))
     }
 
     /// Writes a file atomically with owner and mode; returns false when it already had
     /// exactly these contents, owner and mode (nothing recorded, nothing changed).
-    pub fn put_file(&mut self, dest: &Path, data: &[u8], uid: u32, gid: u32, mode: u32) -> Result<bool> {
+    pub fn put_file(
+        &mut self,
+        dest: &Path,
+        data: &[u8],
+        uid: u32,
+        gid: u32,
+        mode: u32,
+    ) -> Result<bool> {
         if let Ok(meta) = fs::symlink_metadata(dest) {
             if meta.is_file()
                 && meta.uid() == uid
@@ -132,18 +158,23 @@ impl Journal {
             // A hard link keeps the old bytes reachable without copying them, on the same
             // filesystem; across filesystems, copy.
             if fs::hard_link(dest, &backup).is_err() {
-                fs::copy(dest, &backup).with_context(|| format!("backing up {}", dest.display()))?;
+                fs::copy(dest, &backup)
+                    .with_context(|| format!("backing up {}", dest.display()))?;
             }
             sync_dir(&self.backups)?;
         } else {
-            self.record(Action::CreatedFile { path: dest.to_owned() })?;
+            self.record(Action::CreatedFile {
+                path: dest.to_owned(),
+            })?;
         }
-        let mut f = AtomicFile::create(dest, mode).with_context(|| format!("creating {}", dest.display()))?;
+        let mut f = AtomicFile::create(dest, mode)
+            .with_context(|| format!("creating {}", dest.display()))?;
         f.write_all(data)?;
         std::os::unix::fs::fchown(f.file(), Some(uid), Some(gid))
             .with_context(|| format!("chown {}", dest.display()))?;
         f.file().set_permissions(fs::Permissions::from_mode(mode))?;
-        f.commit().with_context(|| format!("writing {}", dest.display()))?;
+        f.commit()
+            .with_context(|| format!("writing {}", dest.display()))?;
         Ok(true)
     }
 
@@ -156,7 +187,9 @@ impl Journal {
     }
 
     pub fn created_dir(&mut self, path: &Path) -> Result<()> {
-        self.record(Action::CreatedDir { path: path.to_owned() })
+        self.record(Action::CreatedDir {
+            path: path.to_owned(),
+        })
     }
 
     pub fn dir_meta(&mut self, path: &Path) -> Result<()> {
@@ -188,7 +221,9 @@ impl Journal {
     }
 
     pub fn placed_release(&mut self, path: &Path) -> Result<()> {
-        self.record(Action::PlacedRelease { path: path.to_owned() })
+        self.record(Action::PlacedRelease {
+            path: path.to_owned(),
+        })
     }
 
     pub fn replaced_release(&mut self, path: &Path) -> Result<PathBuf> {
@@ -231,11 +266,13 @@ pub fn set_symlink(link: &Path, target: &Path) -> Result<()> {
     let dir = link.parent().unwrap_or(Path::new("/"));
     let tmp = dir.join(format!(
         ".{}.tmp-{}",
-        link.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+        link.file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
         std::process::id()
     ));
     let _ = fs::remove_file(&tmp);
-    std::os::unix::fs::symlink(target, &tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    std::os::unix::fs::symlink(target, &tmp)
+        .with_context(|| format!("creating {}", tmp.display()))?;
     fs::rename(&tmp, link).with_context(|| format!("switching {}", link.display()))?;
     sync_dir(dir)?;
     Ok(())

@@ -17,11 +17,17 @@ fn resolve(entries: &[AclEntry], accounts: &Accounts) -> Result<Vec<Named>> {
         .map(|e| match e.kind {
             AclKind::User => accounts
                 .uid(e.name.as_str())
-                .map(|uid| Named::User { uid, perms: e.perms })
+                .map(|uid| Named::User {
+                    uid,
+                    perms: e.perms,
+                })
                 .ok_or_else(|| anyhow!("ACL entry {e}: no user {} on this host", e.name)),
             AclKind::Group => accounts
                 .gid(e.name.as_str())
-                .map(|gid| Named::Group { gid, perms: e.perms })
+                .map(|gid| Named::Group {
+                    gid,
+                    perms: e.perms,
+                })
                 .ok_or_else(|| anyhow!("ACL entry {e}: no group {} on this host", e.name)),
         })
         .collect()
@@ -59,9 +65,12 @@ pub fn desired(d: &Directory, accounts: &Accounts) -> Result<Desired> {
 fn effective_mode(want: &Desired) -> u32 {
     match &want.access {
         Some(a) => {
-            let mask = u32::from(a.encode()[4..].chunks(8).find_map(|e| {
-                (u16::from_le_bytes([e[0], e[1]]) == 0x10).then_some(e[2])
-            }).unwrap_or(0));
+            let mask = u32::from(
+                a.encode()[4..]
+                    .chunks(8)
+                    .find_map(|e| (u16::from_le_bytes([e[0], e[1]]) == 0x10).then_some(e[2]))
+                    .unwrap_or(0),
+            );
             (want.mode & !0o070) | (mask << 3)
         }
         None => want.mode,
@@ -79,7 +88,12 @@ fn matches(path: &std::path::Path, want: &Desired) -> Result<bool> {
 }
 
 /// Creates or fixes one directory; returns whether anything changed.
-pub fn apply(host: &Host, d: &Directory, accounts: &Accounts, journal: &mut Journal) -> Result<bool> {
+pub fn apply(
+    host: &Host,
+    d: &Directory,
+    accounts: &Accounts,
+    journal: &mut Journal,
+) -> Result<bool> {
     let path = host.path(&d.path);
     let want = desired(d, accounts)?;
     match fs::symlink_metadata(&path) {
@@ -106,7 +120,10 @@ pub fn apply(host: &Host, d: &Directory, accounts: &Accounts, journal: &mut Jour
     acl::apply(&path, acl::DEFAULT, want.default.as_ref())
         .with_context(|| format!("setting the default ACL of {}", path.display()))?;
     if !matches(&path, &want)? {
-        bail!("{}: owner, mode or ACL read back differently than set", path.display());
+        bail!(
+            "{}: owner, mode or ACL read back differently than set",
+            path.display()
+        );
     }
     Ok(true)
 }
@@ -114,6 +131,11 @@ pub fn apply(host: &Host, d: &Directory, accounts: &Accounts, journal: &mut Jour
 /// Parents first: `/opt/app` before `/opt/app/releases`.
 pub fn ordered(dirs: &[Directory]) -> Vec<&Directory> {
     let mut v: Vec<&Directory> = dirs.iter().collect();
-    v.sort_by_key(|d| (d.path.as_str().matches('/').count(), d.path.as_str().to_owned()));
+    v.sort_by_key(|d| {
+        (
+            d.path.as_str().matches('/').count(),
+            d.path.as_str().to_owned(),
+        )
+    });
     v
 }

@@ -1,8 +1,9 @@
 //! `ferry-install`, the air-gapped half: verify, lay out, activate, roll back.
 //!
-//! - [`cli`]: the command line.
+//! - [`cli`]: what a command line asks for; [`args`]: the parser.
 //! - [`keys`]: trusted keys.
 //! - [`verify`]: the `verify` command.
+//! - [`kit`]: field kits: `verify --kit`, installing from a kit's parts.
 //! - [`install`]: the `install` command: preflight, staging, layout, activation.
 //! - [`stage`]: streaming extraction into a staging directory.
 //! - [`journal`]: the undo log that makes installs all-or-nothing.
@@ -22,6 +23,7 @@
 pub mod accounts;
 pub mod acl;
 pub mod activate;
+pub mod args;
 pub mod cli;
 pub mod diff;
 pub mod exit;
@@ -30,6 +32,7 @@ pub mod host;
 pub mod install;
 pub mod journal;
 pub mod keys;
+pub mod kit;
 pub mod layout;
 pub mod manage;
 pub mod recover;

@@ -1,26 +1,49 @@
 use std::path::Path;
 
-use clap::Parser as _;
 use ferry_format::report::{print_error, print_json, Code};
 use ferry_format::verify::DetachedPolicy;
+use ferry_install::args::{self, Parsed};
 use ferry_install::cli::{Cli, Command};
 use ferry_install::host::Host;
 use ferry_install::install::{self, Apply, Downgrade, InstallArgs, Start};
 use ferry_install::manage::{self, Purge};
-use ferry_install::{exit, keys, verify};
+use ferry_install::{exit, keys, kit, verify};
 
 fn main() {
-    let cli = match Cli::try_parse() {
-        Ok(c) => c,
+    let argv: Vec<_> = std::env::args_os().collect();
+    let json = argv.iter().any(|a| a == "--json");
+    let cli = match args::parse(argv.iter().cloned()) {
+        Ok(Parsed::Run(c)) => c,
+        Ok(Parsed::Help(text)) => {
+            print!("{text}");
+            return;
+        }
+        Ok(Parsed::Version) => {
+            println!("ferry-install {}", env!("CARGO_PKG_VERSION"));
+            return;
+        }
         Err(e) => {
-            let code = if e.use_stderr() { Code::Usage.as_i32() } else { 0 };
-            let _ = e.print();
-            std::process::exit(code);
+            let command = argv
+                .iter()
+                .skip(1)
+                .filter_map(|a| a.to_str())
+                .find(|a| !a.starts_with('-'));
+            if json {
+                print_error(
+                    "ferry-install",
+                    command.unwrap_or(""),
+                    Code::Usage,
+                    &e,
+                    true,
+                );
+            } else {
+                eprintln!("error: {e}\n\n{}", args::usage_hint(command));
+            }
+            std::process::exit(Code::Usage.as_i32());
         }
     };
     let command = cli.command.name();
-    let json = cli.json;
-    if let Err(err) = run(cli) {
+    if let Err(err) = run(*cli) {
         let code = exit::code(&err);
         print_error("ferry-install", command, code, err.as_ref(), json);
         std::process::exit(code.as_i32());
@@ -38,15 +61,53 @@ fn emit<T: serde::Serialize>(json: bool, command: &str, value: &T, human: impl F
 fn run(cli: Cli) -> anyhow::Result<()> {
     let json = cli.json;
     match cli.command {
-        Command::Verify { bundle, keys: key_args, require_detached, limits } => {
+        Command::Verify {
+            kit: Some(dir),
+            volumes,
+            keys: key_args,
+            limits,
+            ..
+        } => {
             let keyring = keys::load(&key_args, Path::new("/"))?;
-            let policy = if require_detached { DetachedPolicy::Required } else { DetachedPolicy::IfPresent };
+            kit::verify_command(&dir, &keyring, &limits.limits(), &volumes, json)?;
+        }
+        Command::Verify {
+            bundle,
+            keys: key_args,
+            require_detached,
+            limits,
+            ..
+        } => {
+            let bundle = bundle.expect("the parser requires BUNDLE without --kit");
+            let keyring = keys::load(&key_args, Path::new("/"))?;
+            let policy = if require_detached {
+                DetachedPolicy::Required
+            } else {
+                DetachedPolicy::IfPresent
+            };
             let r = verify::run(&bundle, &keyring, &limits.limits(), policy)?;
             emit(json, "verify", &r, verify::print_human);
         }
-        Command::Install { bundle, keys: key_args, env, root, dry_run, no_start, allow_downgrade, limits } => {
+        Command::Install {
+            bundle,
+            volumes,
+            tmpdir,
+            keys: key_args,
+            env,
+            root,
+            dry_run,
+            no_start,
+            allow_downgrade,
+            limits,
+        } => {
             let host = Host::new(root.as_deref());
             let keyring = keys::load(&key_args, &host.root)?;
+            let kit = kit::resolve(&bundle, &keyring, &volumes)?;
+            if let Some(k) = &kit {
+                kit::check(k)?;
+            }
+            // Whatever the programs the installer runs need as scratch goes to the host.
+            std::env::set_var("TMPDIR", &tmpdir);
             let args = InstallArgs {
                 bundle,
                 keyring,
@@ -54,19 +115,35 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 host,
                 apply: if dry_run { Apply::DryRun } else { Apply::Yes },
                 start: if no_start { Start::No } else { Start::Yes },
-                downgrade: if allow_downgrade { Downgrade::Allow } else { Downgrade::Refuse },
+                downgrade: if allow_downgrade {
+                    Downgrade::Allow
+                } else {
+                    Downgrade::Refuse
+                },
                 limits: limits.limits(),
+                kit,
+                tmpdir,
             };
             let r = install::run(&args)?;
             emit(json, "install", &r, |r| {
                 for c in &r.configs {
                     if let Some(d) = &c.diff {
-                        println!("{} {}: {}", c.action, c.path, c.new_default.as_deref().map_or(String::new(), |n| format!("new default in {n}")));
+                        println!(
+                            "{} {}: {}",
+                            c.action,
+                            c.path,
+                            c.new_default
+                                .as_deref()
+                                .map_or(String::new(), |n| format!("new default in {n}"))
+                        );
                         print!("{d}");
                     }
                 }
                 if r.dry_run {
-                    println!("{}", serde_json::to_string_pretty(&r.plan).unwrap_or_default());
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&r.plan).unwrap_or_default()
+                    );
                 }
                 println!("{}", r.message);
             });
@@ -91,19 +168,43 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let l = manage::list(&Host::new(root.as_deref()))?;
             emit(json, "list", &l, |l| {
                 for a in l {
-                    println!("{} {} ({}) previous: {}", a.app, a.version, a.env, a.previous_versions.join(", "));
+                    println!(
+                        "{} {} ({}) previous: {}",
+                        a.app,
+                        a.version,
+                        a.env,
+                        a.previous_versions.join(", ")
+                    );
                 }
             });
         }
         Command::Rollback { app, root } => {
             let r = manage::rollback(&Host::new(root.as_deref()), &app)?;
-            emit(json, "rollback", &r, |r| println!("{} rolled back from {} to {}", r.app, r.from_version, r.to_version));
+            emit(json, "rollback", &r, |r| {
+                println!(
+                    "{} rolled back from {} to {}",
+                    r.app, r.from_version, r.to_version
+                );
+            });
         }
         Command::Uninstall { app, purge, root } => {
-            let purge = if purge { Purge::Everything } else { Purge::KeepData };
+            let purge = if purge {
+                Purge::Everything
+            } else {
+                Purge::KeepData
+            };
             let r = manage::uninstall(&Host::new(root.as_deref()), &app, purge)?;
             emit(json, "uninstall", &r, |r| {
-                println!("{} {} uninstalled; kept: {}", r.app, r.version, if r.kept.is_empty() { "nothing".into() } else { r.kept.join(", ") });
+                println!(
+                    "{} {} uninstalled; kept: {}",
+                    r.app,
+                    r.version,
+                    if r.kept.is_empty() {
+                        "nothing".into()
+                    } else {
+                        r.kept.join(", ")
+                    }
+                );
             });
         }
     }

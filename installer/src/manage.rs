@@ -14,14 +14,20 @@ fn require_root() -> Result<()> {
     if nix::unistd::geteuid().is_root() {
         Ok(())
     } else {
-        Err(anyhow!(Precondition("ferry-install must run as root".into())))
+        Err(anyhow!(Precondition(
+            "ferry-install must run as root".into()
+        )))
     }
 }
 
 fn installed(host: &Host, app: &str) -> Result<AppState> {
     state::load(host, app)?
         .filter(|s| s.current.is_some())
-        .ok_or_else(|| anyhow!(Precondition(format!("{app} is not installed (no record under /var/lib/ferry/{app})"))))
+        .ok_or_else(|| {
+            anyhow!(Precondition(format!(
+                "{app} is not installed (no record under /var/lib/ferry/{app})"
+            )))
+        })
 }
 
 #[derive(Debug, Serialize)]
@@ -53,13 +59,17 @@ pub fn status(host: &Host, app: &str) -> Result<Status> {
         active = p.get("ActiveState").cloned();
         sub = p.get("SubState").cloned();
         restarts = p.get("NRestarts").cloned();
-        healthy = Some(active.as_deref() == Some("active") && crate::health::probe_once(&m.install.health.probe).is_ok());
+        healthy = Some(
+            active.as_deref() == Some("active")
+                && crate::health::probe_once(&m.install.health.probe).is_ok(),
+        );
     }
     let modified_files = cur
         .files
         .iter()
         .filter(|f| {
-            !ferry_format::digest::sha256_file(&host.rel(&f.path)).is_ok_and(|(d, _)| d.to_hex() == f.sha256)
+            !ferry_format::digest::sha256_file(&host.rel(&f.path))
+                .is_ok_and(|(d, _)| d.to_hex() == f.sha256)
         })
         .map(|f| f.path.clone())
         .collect();
@@ -111,6 +121,9 @@ pub struct RollbackReport {
     pub from_version: String,
     pub to_version: String,
     pub started: bool,
+    /// Configuration files that were still the newer release's untouched default and are
+    /// the rolled-back-to release's default again (edited files are never touched).
+    pub restored_configs: Vec<String>,
 }
 
 /// Points `current` back at the newest previous release, reinstalls its unit and rules,
@@ -120,38 +133,46 @@ pub fn rollback(host: &Host, app: &str) -> Result<RollbackReport> {
     recover::recover(host, app)?;
     let mut st = installed(host, app)?;
     let cur = st.current.clone().expect("installed");
-    let prev = st
-        .previous
-        .last()
-        .cloned()
-        .ok_or_else(|| anyhow!(Precondition(format!("{app} has no previous release to roll back to"))))?;
+    let prev = st.previous.last().cloned().ok_or_else(|| {
+        anyhow!(Precondition(format!(
+            "{app} has no previous release to roll back to"
+        )))
+    })?;
     let m = recover::release_manifest(host, app, &prev.version)?;
     let release = host.rel(&format!("/opt/{app}/releases/{}", prev.version));
     if !release.is_dir() {
-        return Err(anyhow!(Precondition(format!("{} is missing", release.display()))));
+        return Err(anyhow!(Precondition(format!(
+            "{} is missing",
+            release.display()
+        ))));
     }
-    step(&format!("rolling {app} back from {} to {}", cur.version, prev.version));
+    step(&format!(
+        "rolling {app} back from {} to {}",
+        cur.version, prev.version
+    ));
     let mut journal = Journal::begin(host, app, Some(cur.version.clone()), &prev.version)?;
-    let result = (|| -> Result<Vec<InstalledFile>> {
+    let result = (|| -> Result<(Vec<InstalledFile>, Vec<String>)> {
         journal.switch_symlink(
             &host.rel(&format!("/opt/{app}/current")),
             std::path::Path::new(&format!("releases/{}", prev.version)),
         )?;
         let mut files = Vec::new();
         for (src, dest, _) in activate::system_files(&m) {
-            let data = std::fs::read(release.join(&src)).with_context(|| format!("reading {src}"))?;
+            let data =
+                std::fs::read(release.join(&src)).with_context(|| format!("reading {src}"))?;
             journal.put_file(&host.rel(&dest), &data, 0, 0, 0o644)?;
             files.push(InstalledFile {
                 path: dest,
                 sha256: ferry_format::Sha256::of(&data).to_string(),
             });
         }
+        let restored = restore_default_configs(host, app, &m, &prev.env, &release, &mut journal)?;
         if host.mode == Mode::Live {
             host.systemctl(&["daemon-reload"])?;
         }
-        Ok(files)
+        Ok((files, restored))
     })();
-    let files = match result {
+    let (files, restored_configs) = match result {
         Ok(f) => f,
         Err(e) => {
             journal.undo()?;
@@ -187,7 +208,43 @@ pub fn rollback(host: &Host, app: &str) -> Result<RollbackReport> {
         from_version: cur.version,
         to_version: prev.version,
         started,
+        restored_configs,
     })
+}
+
+/// Puts back the release's default configuration where the host still has, untouched, the
+/// default of a release ferry recorded (the one being left): an older release must not run
+/// with a newer one's default config, which it may not understand. Edited files stay.
+fn restore_default_configs(
+    host: &Host,
+    app: &str,
+    m: &ferry_format::manifest::Manifest,
+    env: &str,
+    release: &std::path::Path,
+    journal: &mut Journal,
+) -> Result<Vec<String>> {
+    let mut restored = Vec::new();
+    let accounts = crate::accounts::Accounts::load(&host.root)?;
+    for c in m.install.configs.iter().filter(|c| c.env.as_str() == env) {
+        let dest = host.path(&c.dest);
+        let Ok(existing) = std::fs::read(&dest) else {
+            continue;
+        };
+        let data = std::fs::read(release.join(c.source.as_str()))
+            .with_context(|| format!("reading {} from the release", c.source.as_str()))?;
+        if existing == data || !crate::install::is_recorded_default(host, app, &c.dest, &existing) {
+            continue;
+        }
+        let uid = accounts
+            .uid(c.owner.as_str())
+            .ok_or_else(|| anyhow!("no user {}", c.owner))?;
+        let gid = accounts
+            .gid(c.group.as_str())
+            .ok_or_else(|| anyhow!("no group {}", c.group))?;
+        journal.put_file(&dest, &data, uid, gid, c.mode.bits())?;
+        restored.push(c.dest.to_string());
+    }
+    Ok(restored)
 }
 
 /// Whether `uninstall` also removes configuration, data and logs.

@@ -17,7 +17,10 @@ pub fn recover(host: &Host, app: &str) -> Result<bool> {
     // Staging directories of killed runs hold nothing anyone refers to.
     if let Ok(rd) = std::fs::read_dir(host.rel("/opt")) {
         for e in rd.flatten() {
-            if e.file_name().to_string_lossy().starts_with(&format!(".ferry-staging-{app}-")) {
+            if e.file_name()
+                .to_string_lossy()
+                .starts_with(&format!(".ferry-staging-{app}-"))
+            {
                 step(&format!(
                     "removing {}, left by an interrupted install",
                     e.path().display()
@@ -42,7 +45,10 @@ pub fn recover(host: &Host, app: &str) -> Result<bool> {
             let unit = m.install.unit.as_str();
             let _ = host.systemctl(&["reset-failed", unit]);
             if let Err(e) = crate::activate::start_and_check(host, &m) {
-                step(&format!("warning: {app} {} is not healthy after recovery: {}", cur.version, e.0));
+                step(&format!(
+                    "warning: {app} {} is not healthy after recovery: {}",
+                    cur.version, e.0
+                ));
             }
         }
     }
@@ -50,10 +56,17 @@ pub fn recover(host: &Host, app: &str) -> Result<bool> {
 }
 
 fn manifest_path(host: &Host, app: &str, version: &str) -> std::path::PathBuf {
-    state::dir(host, app).join("manifests").join(format!("{version}.json"))
+    state::dir(host, app)
+        .join("manifests")
+        .join(format!("{version}.json"))
 }
 
-pub fn save_release_manifest(host: &Host, app: &str, m: &Manifest, journal: &mut Journal) -> Result<()> {
+pub fn save_release_manifest(
+    host: &Host,
+    app: &str,
+    m: &Manifest,
+    journal: &mut Journal,
+) -> Result<()> {
     let p = manifest_path(host, app, &m.app.version);
     std::fs::create_dir_all(p.parent().expect("has parent"))?;
     journal.put_file(&p, &m.to_bytes(), 0, 0, 0o644)?;

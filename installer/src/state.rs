@@ -55,7 +55,11 @@ pub fn load(host: &Host, app: &str) -> Result<Option<AppState>> {
 }
 
 /// Writes the state through the install journal, so undoing an install restores it too.
-pub fn save_journaled(host: &Host, state: &AppState, journal: &mut crate::journal::Journal) -> Result<()> {
+pub fn save_journaled(
+    host: &Host,
+    state: &AppState,
+    journal: &mut crate::journal::Journal,
+) -> Result<()> {
     let d = dir(host, &state.app);
     std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
     let mut data = serde_json::to_vec_pretty(state)?;
@@ -76,8 +80,13 @@ pub fn save(host: &Host, state: &AppState) -> Result<()> {
 pub fn list(host: &Host) -> Result<Vec<AppState>> {
     let base = host.rel("/var/lib/ferry");
     let mut out = Vec::new();
-    let Ok(rd) = std::fs::read_dir(&base) else { return Ok(out) };
-    let mut names: Vec<String> = rd.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    let Ok(rd) = std::fs::read_dir(&base) else {
+        return Ok(out);
+    };
+    let mut names: Vec<String> = rd
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
     names.sort();
     for n in names {
         if let Some(s) = load(host, &n)? {
@@ -102,7 +111,10 @@ pub fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {
             Some((m, _)) => (m.to_owned(), true),
             None => (v.to_owned(), false),
         };
-        (main.split(['.', '+', '~']).map(str::to_owned).collect(), pre)
+        (
+            main.split(['.', '+', '~']).map(str::to_owned).collect(),
+            pre,
+        )
     };
     let (left, left_pre) = split(a);
     let (right, right_pre) = split(b);

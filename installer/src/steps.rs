@@ -45,7 +45,10 @@ impl Step {
 
 pub fn reached(step: Step) {
     if std::env::var("FERRY_TEST_KILL_AT").is_ok_and(|v| v == step.name()) {
-        eprintln!("ferry-install: FERRY_TEST_KILL_AT={}: killing myself", step.name());
+        eprintln!(
+            "ferry-install: FERRY_TEST_KILL_AT={}: killing myself",
+            step.name()
+        );
         let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
     }
 }

@@ -1,9 +1,10 @@
 //! The cached host root, built by `scripts/mkhost`.
 
+use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 use anyhow::{bail, Context as _, Result};
 
@@ -29,7 +30,7 @@ pub fn host_cache() -> Result<PathBuf> {
     static CACHE: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     CACHE
         .get_or_init(|| {
-            let cache = build().map_err(|e| format!("{e:#}"))?;
+            let cache = build(None).map_err(|e| format!("{e:#}"))?;
             crate::host::reap_stale_hosts();
             Ok(cache)
         })
@@ -37,11 +38,32 @@ pub fn host_cache() -> Result<PathBuf> {
         .map_err(anyhow::Error::msg)
 }
 
-fn build() -> Result<PathBuf> {
+/// The cached root of a `scripts/mkhost --profile PROFILE` (`fleet`: the default root plus
+/// sshd and python3, for hosts driven by Ansible), `<host_cache_dir()>-PROFILE`, built like
+/// [`host_cache`] builds the default one (that one first, since the profile derives from it).
+pub(crate) fn profile_cache(profile: &str) -> Result<PathBuf> {
+    static CACHES: Mutex<BTreeMap<String, Result<PathBuf, String>>> = Mutex::new(BTreeMap::new());
+    let mut caches = CACHES.lock().unwrap_or_else(PoisonError::into_inner);
+    caches
+        .entry(profile.to_owned())
+        .or_insert_with(|| {
+            let cache = build(Some(profile)).map_err(|e| format!("{e:#}"))?;
+            crate::host::reap_stale_hosts();
+            Ok(cache)
+        })
+        .clone()
+        .map_err(anyhow::Error::msg)
+}
+
+fn build(profile: Option<&str>) -> Result<PathBuf> {
     if !nix::unistd::geteuid().is_root() {
         bail!("ferry end-to-end hosts need root (debootstrap, mount, systemd-nspawn, nsenter)");
     }
-    let cache = host_cache_dir();
+    let base = host_cache_dir();
+    let cache = match profile {
+        None => base.clone(),
+        Some(p) => PathBuf::from(format!("{}-{p}", base.display())),
+    };
     let script = workspace_root().join("scripts").join("mkhost");
     if !cache.join(STAMP).is_file() {
         // Not captured by the test harness on purpose: a silent two-minute pause confuses.
@@ -53,7 +75,8 @@ fn build() -> Result<PathBuf> {
         );
     }
     let out = Command::new(&script)
-        .env("FERRY_HOST_CACHE", &cache)
+        .args(profile.map(|p| format!("--profile={p}")))
+        .env("FERRY_HOST_CACHE", &base)
         .stdin(Stdio::null())
         .output()
         .with_context(|| format!("running {}", script.display()))?;

@@ -15,7 +15,9 @@
 //! - `--register=no --keep-unit`: no systemd-machined/D-Bus outside to register with or to ask
 //!   for a scope; nspawn then uses the cgroup it was started in (see `cgroup.rs` for why that
 //!   must be a fresh one per container).
-//! - `--private-network`: only `lo` inside, no route out, like the air-gapped target.
+//! - `--private-network`: only `lo` inside, no route out, like the air-gapped target. (With
+//!   [`HostOptions::network_namespace`], `--network-namespace-path=` instead: a namespace the
+//!   caller wired into a private test network, as `tests/tests/fleet.rs` does.)
 //! - `--console=passive`: no tty here; the container's console (boot messages) goes to
 //!   nspawn's stdout, which is kept in `DIR/console.log` for diagnostics.
 //! - `--resolv-conf=off --timezone=off`: leave the root's own files (no DNS, UTC) alone
@@ -120,6 +122,13 @@ pub struct HostOptions {
     /// How long a command run inside may take before it is killed (default
     /// `$FERRY_EXEC_TIMEOUT` or 600 s).
     pub exec_timeout: Duration,
+    /// The `scripts/mkhost --profile` of the cached root to boot: `None` (the default) for the
+    /// default root, `Some("fleet")` for `<cache>-fleet`, the same plus sshd and python3.
+    pub profile: Option<String>,
+    /// `None` (the default): `--private-network`, loopback only. `Some(PATH)`:
+    /// `--network-namespace-path=PATH` instead, a network namespace the caller made (`ip netns
+    /// add`), wired and addressed, and removes.
+    pub network_namespace: Option<PathBuf>,
 }
 
 impl Default for HostOptions {
@@ -128,6 +137,8 @@ impl Default for HostOptions {
             mode: HostMode::from_env(),
             boot_timeout: env_secs("FERRY_HOST_BOOT_TIMEOUT", 90),
             exec_timeout: env_secs("FERRY_EXEC_TIMEOUT", 600),
+            profile: None,
+            network_namespace: None,
         }
     }
 }
@@ -159,7 +170,10 @@ impl Host {
     /// Boot a fresh host.
     pub fn boot_with(options: HostOptions) -> Result<Self> {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let cache = crate::host_cache()?;
+        let cache = match &options.profile {
+            None => crate::host_cache()?,
+            Some(profile) => crate::cache::profile_cache(profile)?,
+        };
         check_tools()?;
         let slot = slots::acquire();
 
@@ -294,14 +308,22 @@ impl Host {
         for cg in &self.cgroups {
             cmd.arg(cg.join("cgroup.procs"));
         }
+        let network = self.options.network_namespace.as_ref().map_or_else(
+            || OsString::from("--private-network"),
+            |ns| {
+                let mut arg = OsString::from("--network-namespace-path=");
+                arg.push(ns);
+                arg
+            },
+        );
         cmd.arg("--")
             .arg("systemd-nspawn")
             .arg("--directory")
             .arg(&self.root)
             .arg("--boot")
             .arg(format!("--machine={}", self.name))
+            .arg(network)
             .args([
-                "--private-network",
                 "--register=no",
                 "--keep-unit",
                 "--console=passive",

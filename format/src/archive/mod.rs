@@ -11,7 +11,9 @@ mod tee;
 mod writer;
 
 pub use error::BundleError;
-pub use reader::{read_bundle, read_manifest_unverified, read_verified_manifest, Verified};
+pub use reader::{
+    parse_manifest, read_bundle, read_manifest_unverified, read_verified_manifest, Verified,
+};
 pub use tee::{Counter, OutputDigests};
 #[cfg(feature = "writer")]
 pub use writer::{write_bundle, PackFile, PackOptions};

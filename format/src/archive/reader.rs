@@ -6,14 +6,23 @@
 //! manifest digest *before* the manifest is parsed. Then each payload member must be the
 //! next file the manifest lists, with the listed size and mode, and its SHA-256 is
 //! compared as soon as its last byte has been handed to the sink.
+//!
+//! The tar stream is read raw: the format has no pax or GNU extension headers, so one is
+//! refused as a member of the wrong type instead of being applied (or read into memory)
+//! by the tar library. The zstd stream must be exactly one frame: a second frame, a
+//! skippable frame or any other byte after the first frame is trailing data.
 
+use std::cell::Cell;
 use std::io::{self, Read};
+use std::rc::Rc;
 
 use super::error::BundleError;
-use super::tee::{Counter, DigestReader, Digests, OutputDigests, RatioExceeded, RatioGuard};
+use super::tee::{
+    Counter, DigestReader, Digests, FileHashers, OutputDigests, RatioExceeded, RatioGuard,
+};
 use super::META_MODE;
 use crate::claims::Claims;
-use crate::digest::{HashingReader, Sha256};
+use crate::digest::Sha256;
 use crate::keyring::Keyring;
 use crate::limits::{LimitKind, Limits};
 use crate::manifest::{FileEntry, Manifest, FORMAT_VERSION, MANIFEST_PATH, MANIFEST_SIG_PATH};
@@ -29,24 +38,75 @@ pub struct Verified {
     pub bundle: OutputDigests,
 }
 
-type Stream<R> = RatioGuard<zstd::stream::Decoder<'static, io::BufReader<DigestReader<R>>>>;
+type Stream<R> =
+    EndWatch<RatioGuard<zstd::stream::Decoder<'static, io::BufReader<DigestReader<R>>>>>;
+type Entries<'a, R> = tar::Entries<'a, Stream<R>>;
 
-fn open<R: Read>(input: R, limits: &Limits) -> Result<(tar::Archive<Stream<R>>, Counter), BundleError> {
+/// Set once the decompressed stream has ended, shared with the reading side: an archive
+/// that stops where a member header should be (no end-of-archive blocks) is truncated,
+/// not an archive with a member missing.
+#[derive(Clone, Default)]
+struct Ended(Rc<Cell<bool>>);
+
+impl Ended {
+    fn get(&self) -> bool {
+        self.0.get()
+    }
+}
+
+struct EndWatch<R> {
+    inner: R,
+    ended: Ended,
+}
+
+impl<R: Read> Read for EndWatch<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            self.ended.0.set(true);
+        }
+        Ok(n)
+    }
+}
+
+fn open<R: Read>(
+    input: R,
+    limits: &Limits,
+) -> Result<(tar::Archive<Stream<R>>, Ended), BundleError> {
     let counter = Counter::default();
     let raw = DigestReader {
         inner: input,
         digests: Digests::default(),
         counter: counter.clone(),
     };
-    let dec = zstd::stream::Decoder::new(raw).map_err(|e| BundleError::Corrupt(e.to_string()))?;
+    // One frame only: what follows it is trailing data (see `finish`), never more archive.
+    let dec = zstd::stream::Decoder::new(raw)
+        .map_err(|e| BundleError::Corrupt(e.to_string()))?
+        .single_frame();
     let guard = RatioGuard {
         inner: dec,
-        compressed: counter.clone(),
+        compressed: counter,
         decompressed: 0,
         ratio: limits.ratio,
         floor: limits.ratio_floor,
     };
-    Ok((tar::Archive::new(guard), counter))
+    let ended = Ended::default();
+    let watch = EndWatch {
+        inner: guard,
+        ended: ended.clone(),
+    };
+    Ok((tar::Archive::new(watch), ended))
+}
+
+/// The entries of the archive exactly as stored: no extension header is interpreted.
+fn raw_entries<'a, R: Read>(
+    archive: &'a mut tar::Archive<Stream<R>>,
+    limits: &Limits,
+) -> Result<Entries<'a, R>, BundleError> {
+    Ok(archive
+        .entries()
+        .map_err(|e| stream_error(&e, limits))?
+        .raw(true))
 }
 
 /// Maps an error from the decompressing tar stream to what it says about the bundle.
@@ -54,7 +114,8 @@ fn stream_error(e: &io::Error, limits: &Limits) -> BundleError {
     if let Some(r) = e.get_ref().and_then(|i| i.downcast_ref::<RatioExceeded>()) {
         return BundleError::LimitExceeded {
             limit: LimitKind::Ratio,
-            value: r.decompressed / r.compressed.max(1),
+            // Rounded up: the guard fires when the ratio is strictly above the limit.
+            value: r.decompressed.div_ceil(r.compressed.max(1)),
             max: limits.ratio,
         };
     }
@@ -63,10 +124,49 @@ fn stream_error(e: &io::Error, limits: &Limits) -> BundleError {
         || text.contains("incomplete")
         || text.contains("entire block")
         || text.contains("unexpected end")
+        || text.contains("unexpected EOF")
     {
         BundleError::Truncated(text)
+    } else if text.contains("Error strings stripped") || text.contains("Unknown frame descriptor") {
+        // libzstd as built here keeps no error texts: say what its failures mean.
+        BundleError::Corrupt(
+            "not zstd data, or a damaged zstd frame (bad block or checksum)".into(),
+        )
     } else {
-        BundleError::Corrupt(text)
+        BundleError::Corrupt(one_line(&text))
+    }
+}
+
+/// Error text that came from the bundle, made safe for a terminal and a one-line report:
+/// control characters escaped, cut to a readable length.
+fn one_line(text: &str) -> String {
+    const MAX: usize = 300;
+    let mut out = String::new();
+    for c in text.chars() {
+        if out.len() >= MAX {
+            out.push_str("...");
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// After the entries ran out while `path` was still expected: truncated if the stream
+/// ended there, else the end-of-archive blocks came early and the member is missing.
+fn missing(path: &str, ended: &Ended) -> BundleError {
+    if ended.get() {
+        BundleError::Truncated(format!(
+            "the archive ends where member {path:?} should start"
+        ))
+    } else {
+        BundleError::MissingMember {
+            path: path.to_owned(),
+        }
     }
 }
 
@@ -83,17 +183,7 @@ fn check_header<R: Read>(
         path: path.to_owned(),
         detail,
     };
-    let kind = h.entry_type();
-    if !matches!(kind, tar::EntryType::Regular) || h.as_ustar().is_none() {
-        return Err(BundleError::NotRegularFile {
-            path: path.to_owned(),
-            kind: describe_type(kind),
-        });
-    }
-    // A pax or GNU extension could rename the member after the fact; the format has none.
-    if entry.path_bytes().as_ref() != h.path_bytes().as_ref() {
-        return Err(bad("path set by an extension header".into()));
-    }
+    check_type(entry)?;
     let size = h.size().map_err(|e| bad(e.to_string()))?;
     if let Some((max, limit)) = size_max {
         if size > max {
@@ -123,6 +213,20 @@ fn check_header<R: Read>(
     Ok(size)
 }
 
+/// Only regular files in ustar headers are members; checked before the path, so a link or
+/// device is named as what it is wherever it appears.
+fn check_type<R: Read>(entry: &tar::Entry<'_, R>) -> Result<(), BundleError> {
+    let h = entry.header();
+    let kind = h.entry_type();
+    if matches!(kind, tar::EntryType::Regular) && h.as_ustar().is_some() {
+        return Ok(());
+    }
+    Err(BundleError::NotRegularFile {
+        path: entry_path_string(entry),
+        kind: describe_type(kind),
+    })
+}
+
 fn describe_type(kind: tar::EntryType) -> String {
     match kind {
         tar::EntryType::Symlink => "symlink".into(),
@@ -131,30 +235,38 @@ fn describe_type(kind: tar::EntryType) -> String {
         tar::EntryType::Block => "block device".into(),
         tar::EntryType::Fifo => "FIFO".into(),
         tar::EntryType::Directory => "directory".into(),
-        tar::EntryType::Regular => "regular file in a non-ustar header".into(),
-        other => format!("tar entry of type {:?}", other.as_byte() as char),
+        tar::EntryType::Regular => "regular file in a non-ustar (GNU or v7) header".into(),
+        tar::EntryType::XHeader => "pax extended header".into(),
+        tar::EntryType::XGlobalHeader => "pax global header".into(),
+        tar::EntryType::GNULongName => "GNU long name header".into(),
+        tar::EntryType::GNULongLink => "GNU long link header".into(),
+        tar::EntryType::GNUSparse => "GNU sparse file".into(),
+        other => format!("tar entry of type {:?}", char::from(other.as_byte())),
     }
 }
 
+/// The member's path as its header spells it (raw entries: no extension applies), for
+/// messages: lossy UTF-8, cut short; printed with `{:?}`, which escapes control characters.
 fn entry_path_string<R: Read>(entry: &tar::Entry<'_, R>) -> String {
-    String::from_utf8_lossy(&entry.path_bytes()).chars().take(200).collect()
+    String::from_utf8_lossy(&entry.path_bytes())
+        .chars()
+        .take(200)
+        .collect()
 }
 
 fn read_small<R: Read>(
-    entries: &mut tar::Entries<'_, Stream<R>>,
+    entries: &mut Entries<'_, R>,
+    ended: &Ended,
     expected: &str,
     max: u64,
     limit: LimitKind,
     limits: &Limits,
 ) -> Result<Vec<u8>, BundleError> {
     let mut entry = match entries.next() {
-        None => {
-            return Err(BundleError::MissingMember {
-                path: expected.to_owned(),
-            })
-        }
+        None => return Err(missing(expected, ended)),
         Some(e) => e.map_err(|e| stream_error(&e, limits))?,
     };
+    check_type(&entry)?;
     let found = entry_path_string(&entry);
     if found != expected {
         return Err(BundleError::UnexpectedMember {
@@ -163,7 +275,9 @@ fn read_small<R: Read>(
         });
     }
     let size = check_header(&entry, expected, META_MODE, Some((max, limit)), None)?;
-    let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    // The size is within the limit, but a raised limit must not turn a header's claim
+    // into one large allocation: grow as the bytes actually arrive.
+    let mut buf = Vec::with_capacity(usize::try_from(size.min(64 << 10)).unwrap_or(0));
     entry
         .read_to_end(&mut buf)
         .map_err(|e| stream_error(&e, limits))?;
@@ -204,24 +318,25 @@ fn authenticate(
     Ok((manifest, manifest_sha256, key_id))
 }
 
-/// Parses manifest bytes: version first, so an unknown format gets its own error.
-pub(crate) fn parse_manifest(bytes: &[u8], limits: &Limits) -> Result<Manifest, BundleError> {
+/// Parses and validates manifest bytes, as the reader does once their signature checked
+/// out: version first, so an unknown format gets its own error. Public for `fuzz/`.
+pub fn parse_manifest(bytes: &[u8], limits: &Limits) -> Result<Manifest, BundleError> {
     #[derive(serde::Deserialize)]
     struct Probe {
         format_version: u64,
     }
+    // serde's messages quote the offending input (an unknown field's name, say): escape it.
+    let invalid = |e: serde_json::Error| BundleError::InvalidManifest(one_line(&e.to_string()));
     let text = std::str::from_utf8(bytes)
         .map_err(|e| BundleError::InvalidManifest(format!("not UTF-8: {e}")))?;
-    let probe: Probe = serde_json::from_str(text)
-        .map_err(|e| BundleError::InvalidManifest(e.to_string()))?;
+    let probe: Probe = serde_json::from_str(text).map_err(invalid)?;
     if probe.format_version != u64::from(FORMAT_VERSION) {
         return Err(BundleError::UnsupportedFormat {
             found: probe.format_version,
             supported: FORMAT_VERSION,
         });
     }
-    let manifest: Manifest =
-        serde_json::from_str(text).map_err(|e| BundleError::InvalidManifest(e.to_string()))?;
+    let manifest: Manifest = serde_json::from_str(text).map_err(invalid)?;
     manifest.validate(limits)?;
     Ok(manifest)
 }
@@ -235,27 +350,13 @@ pub fn read_bundle<R: Read>(
     limits: &Limits,
     sink: &mut dyn FnMut(&FileEntry, &mut dyn Read) -> io::Result<()>,
 ) -> Result<Verified, BundleError> {
-    let (mut archive, _) = open(input, limits)?;
+    let (mut archive, ended) = open(input, limits)?;
     let (manifest, manifest_sha256, key_id) = {
-        let mut entries = archive
-            .entries()
-            .map_err(|e| stream_error(&e, limits))?;
-        let manifest_bytes = read_small(
-            &mut entries,
-            MANIFEST_PATH,
-            limits.manifest_bytes,
-            LimitKind::ManifestBytes,
-            limits,
-        )?;
-        let sig_bytes = read_small(
-            &mut entries,
-            MANIFEST_SIG_PATH,
-            limits.signature_bytes,
-            LimitKind::SignatureBytes,
-            limits,
-        )?;
-        let (manifest, digest, key_id) = authenticate(&manifest_bytes, &sig_bytes, keyring, limits)?;
-        stream_payload(&mut entries, &manifest, limits, sink)?;
+        let mut entries = raw_entries(&mut archive, limits)?;
+        let (manifest_bytes, sig_bytes) = read_meta(&mut entries, &ended, limits)?;
+        let (manifest, digest, key_id) =
+            authenticate(&manifest_bytes, &sig_bytes, keyring, limits)?;
+        stream_payload(&mut entries, &ended, &manifest, limits, sink)?;
         (manifest, digest, key_id)
     };
     let bundle = finish(archive, limits)?;
@@ -267,40 +368,77 @@ pub fn read_bundle<R: Read>(
     })
 }
 
+/// The manifest and signature members, size-limited, unparsed.
+fn read_meta<R: Read>(
+    entries: &mut Entries<'_, R>,
+    ended: &Ended,
+    limits: &Limits,
+) -> Result<(Vec<u8>, Vec<u8>), BundleError> {
+    let manifest = read_small(
+        entries,
+        ended,
+        MANIFEST_PATH,
+        limits.manifest_bytes,
+        LimitKind::ManifestBytes,
+        limits,
+    )?;
+    let sig = read_small(
+        entries,
+        ended,
+        MANIFEST_SIG_PATH,
+        limits.signature_bytes,
+        LimitKind::SignatureBytes,
+        limits,
+    )?;
+    Ok((manifest, sig))
+}
+
+/// The reader a sink gets: remembers the first read error, so a failed sink can be told
+/// apart from a bad bundle (a read error is the bundle's fault, a write error the host's).
+struct Watched<'a, R> {
+    inner: R,
+    failed: &'a mut Option<io::Error>,
+}
+
+impl<R: Read> Read for Watched<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf).map_err(|e| {
+            // The sink gets a copy; the original keeps its payload (the ratio guard's type).
+            let copy = io::Error::new(e.kind(), e.to_string());
+            if self.failed.is_none() {
+                *self.failed = Some(e);
+            }
+            copy
+        })
+    }
+}
+
+/// The manifest index of the file at `path`, if listed (`files` is sorted and unique).
+fn listed(manifest: &Manifest, path: &str) -> Option<usize> {
+    manifest
+        .files
+        .binary_search_by(|f| f.path.as_str().cmp(path))
+        .ok()
+}
+
 fn stream_payload<R: Read>(
-    entries: &mut tar::Entries<'_, Stream<R>>,
+    entries: &mut Entries<'_, R>,
+    ended: &Ended,
     manifest: &Manifest,
     limits: &Limits,
     sink: &mut dyn FnMut(&FileEntry, &mut dyn Read) -> io::Result<()>,
 ) -> Result<(), BundleError> {
-    let mut expected = manifest.files.iter();
-    loop {
-        let next = entries.next();
-        let want = expected.next();
-        let mut entry = match (next, want) {
-            (None, None) => return Ok(()),
-            (None, Some(want)) => {
-                return Err(BundleError::MissingMember {
-                    path: want.path.to_string(),
-                })
-            }
-            (Some(e), want) => {
-                let e = e.map_err(|e| stream_error(&e, limits))?;
-                let found = entry_path_string(&e);
-                match want {
-                    Some(w) if w.path.as_str() == found => {}
-                    Some(w) if manifest.file(&found).is_some() => {
-                        return Err(BundleError::UnexpectedMember {
-                            expected: w.path.to_string(),
-                            found,
-                        })
-                    }
-                    _ => return Err(BundleError::UnlistedMember { path: found }),
-                }
-                e
-            }
+    let mut file_hashers = FileHashers::default();
+    for (index, want) in manifest.files.iter().enumerate() {
+        let mut entry = match entries.next() {
+            None => return Err(missing(want.path.as_str(), ended)),
+            Some(e) => e.map_err(|e| stream_error(&e, limits))?,
         };
-        let want = want.expect("matched above");
+        check_type(&entry)?;
+        let found = entry_path_string(&entry);
+        if found != want.path.as_str() {
+            return Err(misplaced(manifest, index, found));
+        }
         check_header(
             &entry,
             want.path.as_str(),
@@ -308,26 +446,30 @@ fn stream_payload<R: Read>(
             Some((limits.file_bytes, LimitKind::FileBytes)),
             Some(want.size),
         )?;
-        let mut hashing = HashingReader::new(&mut entry);
-        let sink_result = sink(want, &mut hashing);
-        // Read what the sink left, so the digest always covers the whole member.
-        let drained = io::copy(&mut hashing, &mut io::sink());
-        let (_, actual, len) = hashing.finish();
-        if let Err(e) = drained {
+        let mut read_error = None;
+        // Large files are hashed on a second thread while this one decompresses.
+        let mut hashing = file_hashers.reader(&mut entry, want.size);
+        let sink_result = sink(
+            want,
+            &mut Watched {
+                inner: &mut hashing,
+                failed: &mut read_error,
+            },
+        );
+        if let Some(e) = read_error {
+            // The sink saw the bundle fail (truncated, corrupt, a bomb): report that.
             return Err(stream_error(&e, limits));
         }
         if let Err(source) = sink_result {
-            // The sink sees stream errors through the reader: report those as the bundle's.
-            if source.get_ref().is_some_and(<dyn std::error::Error + Send + Sync>::is::<RatioExceeded>)
-                || matches!(source.kind(), io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidData)
-            {
-                return Err(stream_error(&source, limits));
-            }
             return Err(BundleError::Sink {
                 path: want.path.to_string(),
                 source,
             });
         }
+        // Read what the sink left, so the digest always covers the whole member.
+        let drained = io::copy(&mut hashing, &mut io::sink());
+        let (_, actual, len) = hashing.finish();
+        drained.map_err(|e| stream_error(&e, limits))?;
         if len != want.size {
             return Err(BundleError::Truncated(format!(
                 "{}: {len} of {} bytes",
@@ -342,11 +484,45 @@ fn stream_payload<R: Read>(
             });
         }
     }
+    match entries.next() {
+        None => Ok(()),
+        Some(e) => {
+            let e = e.map_err(|e| stream_error(&e, limits))?;
+            check_type(&e)?;
+            Err(misplaced(
+                manifest,
+                manifest.files.len(),
+                entry_path_string(&e),
+            ))
+        }
+    }
 }
 
-/// After the last member: only tar's zero blocks may follow, then the end of the file.
-fn finish<R: Read>(archive: tar::Archive<Stream<R>>, limits: &Limits) -> Result<OutputDigests, BundleError> {
-    let mut guard = archive.into_inner();
+/// What a member found where the manifest's file number `index` (or the end) belongs is.
+fn misplaced(manifest: &Manifest, index: usize, found: String) -> BundleError {
+    match listed(manifest, &found) {
+        None => BundleError::UnlistedMember { path: found },
+        Some(i) if i < index => BundleError::BadHeader {
+            path: found,
+            detail: "duplicate member: the archive already had one with this path".into(),
+        },
+        Some(_) => match manifest.files.get(index) {
+            Some(want) => BundleError::UnexpectedMember {
+                expected: want.path.to_string(),
+                found,
+            },
+            None => BundleError::UnlistedMember { path: found },
+        },
+    }
+}
+
+/// After the last member: only tar's zero blocks may follow, then the end of the zstd
+/// frame, then the end of the file.
+fn finish<R: Read>(
+    archive: tar::Archive<Stream<R>>,
+    limits: &Limits,
+) -> Result<OutputDigests, BundleError> {
+    let mut guard = archive.into_inner().inner;
     let mut rest = Vec::new();
     (&mut guard)
         .take(1 << 20)
@@ -356,8 +532,11 @@ fn finish<R: Read>(archive: tar::Archive<Stream<R>>, limits: &Limits) -> Result<
         return Err(BundleError::TrailingData);
     }
     if rest.is_empty() {
-        return Err(BundleError::Truncated("end-of-archive blocks missing".into()));
+        return Err(BundleError::Truncated(
+            "end-of-archive blocks missing".into(),
+        ));
     }
+    // The decoder stops at the end of its one frame; its input buffer keeps what follows.
     let mut raw = guard.inner.finish();
     let mut extra = [0u8; 1];
     let n = raw
@@ -374,22 +553,9 @@ pub fn read_manifest_unverified<R: Read>(
     input: R,
     limits: &Limits,
 ) -> Result<(Manifest, Signature, Sha256), BundleError> {
-    let (mut archive, _) = open(input, limits)?;
-    let mut entries = archive.entries().map_err(|e| stream_error(&e, limits))?;
-    let manifest_bytes = read_small(
-        &mut entries,
-        MANIFEST_PATH,
-        limits.manifest_bytes,
-        LimitKind::ManifestBytes,
-        limits,
-    )?;
-    let sig_bytes = read_small(
-        &mut entries,
-        MANIFEST_SIG_PATH,
-        limits.signature_bytes,
-        LimitKind::SignatureBytes,
-        limits,
-    )?;
+    let (mut archive, ended) = open(input, limits)?;
+    let mut entries = raw_entries(&mut archive, limits)?;
+    let (manifest_bytes, sig_bytes) = read_meta(&mut entries, &ended, limits)?;
     let sig_text = std::str::from_utf8(&sig_bytes)
         .map_err(|_| BundleError::InvalidManifest("signature is not UTF-8".into()))?;
     let sig = Signature::parse(sig_text).map_err(BundleError::SignatureMalformed)?;
@@ -404,21 +570,445 @@ pub fn read_verified_manifest<R: Read>(
     keyring: &Keyring,
     limits: &Limits,
 ) -> Result<(Manifest, Sha256, KeyId), BundleError> {
-    let (mut archive, _) = open(input, limits)?;
-    let mut entries = archive.entries().map_err(|e| stream_error(&e, limits))?;
-    let manifest_bytes = read_small(
-        &mut entries,
-        MANIFEST_PATH,
-        limits.manifest_bytes,
-        LimitKind::ManifestBytes,
-        limits,
-    )?;
-    let sig_bytes = read_small(
-        &mut entries,
-        MANIFEST_SIG_PATH,
-        limits.signature_bytes,
-        LimitKind::SignatureBytes,
-        limits,
-    )?;
+    let (mut archive, ended) = open(input, limits)?;
+    let mut entries = raw_entries(&mut archive, limits)?;
+    let (manifest_bytes, sig_bytes) = read_meta(&mut entries, &ended, limits)?;
     authenticate(&manifest_bytes, &sig_bytes, keyring, limits)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use super::*;
+    use crate::minisign::{sign, SecretKey};
+
+    type SetLimit = fn(&mut Limits, u64);
+    const SDE: u64 = 1_700_000_000;
+
+    fn key() -> SecretKey {
+        SecretKey::from_seed(&[7; 32], KeyId([7; 8]))
+    }
+
+    fn keyring() -> Keyring {
+        Keyring::new(vec![key().public_key()])
+    }
+
+    /// Payload of the test bundle: `(path, mode, role, data)`, sorted by path.
+    fn payload() -> Vec<(&'static str, u32, &'static str, Vec<u8>)> {
+        vec![
+            ("bin/hello", 0o755, "binary", b"\x7fELF binary".to_vec()),
+            (
+                "systemd/hello.service",
+                0o644,
+                "unit",
+                b"[Service]\nExecStart=/opt/hello/current/bin/hello\n".to_vec(),
+            ),
+            (
+                "sysusers/hello.conf",
+                0o644,
+                "sysusers",
+                b"u hello - \"hello\"\n".to_vec(),
+            ),
+        ]
+    }
+
+    fn manifest_json(files: &[(&str, u32, &str, Vec<u8>)]) -> serde_json::Value {
+        let files: Vec<_> = files
+            .iter()
+            .map(|(path, mode, role, data)| {
+                serde_json::json!({"path": path, "size": data.len(), "mode": format!("{mode:04o}"),
+                    "role": role, "sha256": Sha256::of(data).to_string()})
+            })
+            .collect();
+        serde_json::json!({
+            "format_version": 1,
+            "app": {"name": "hello", "version": "1.0.0"},
+            "target": {"os": "linux", "arch": "amd64"},
+            "build": {"go_version": "go1.26.8", "ferry_version": "0.1.0", "module": "example.com/hello",
+                "package": ".", "source_revision": null, "source_dirty": false,
+                "source_date_epoch": SDE, "settings": []},
+            "modules": [],
+            "files": files,
+            "install": {"user": "hello", "group": "hello", "unit": "hello.service",
+                "default_env": "prod", "environments": ["prod"], "directories": [], "configs": [],
+                "health": {"probe": {"kind": "none"}, "timeout_secs": 30, "settle_secs": 2}}
+        })
+    }
+
+    fn signature(manifest: &[u8]) -> Vec<u8> {
+        let m: Manifest = serde_json::from_slice(manifest).expect("a valid test manifest");
+        let comment =
+            Claims::for_manifest(&m, Sha256::of(manifest)).trusted_comment(SDE, "manifest.json");
+        sign(&key(), manifest, &comment, "test")
+            .unwrap()
+            .to_file_string()
+            .into_bytes()
+    }
+
+    fn member(tar: &mut Vec<u8>, path: &str, mode: u32, data: &[u8]) {
+        let mut h = tar::Header::new_ustar();
+        h.set_path(path).unwrap();
+        h.set_size(data.len() as u64);
+        h.set_mode(mode);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(SDE);
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_cksum();
+        tar.extend_from_slice(h.as_bytes());
+        tar.extend_from_slice(data);
+        tar.resize(tar.len().div_ceil(512) * 512, 0);
+    }
+
+    /// The raw tar of a bundle with this payload, manifest validly signed.
+    fn raw_tar(files: &[(&str, u32, &str, Vec<u8>)]) -> Vec<u8> {
+        let mut manifest = serde_json::to_vec_pretty(&manifest_json(files)).unwrap();
+        manifest.push(b'\n');
+        let mut tar = Vec::new();
+        member(&mut tar, MANIFEST_PATH, META_MODE, &manifest);
+        member(
+            &mut tar,
+            MANIFEST_SIG_PATH,
+            META_MODE,
+            &signature(&manifest),
+        );
+        for (path, mode, _, data) in files {
+            member(&mut tar, path, *mode, data);
+        }
+        tar.extend_from_slice(&[0; 1024]);
+        tar
+    }
+
+    fn zst(raw: &[u8]) -> Vec<u8> {
+        let mut enc = zstd::stream::Encoder::new(Vec::new(), 3).unwrap();
+        enc.include_checksum(true).unwrap();
+        enc.write_all(raw).unwrap();
+        enc.finish().unwrap()
+    }
+
+    fn read(bundle: &[u8], limits: &Limits) -> Result<Verified, BundleError> {
+        read_bundle(bundle, &keyring(), limits, &mut |_, r| {
+            io::copy(r, &mut io::sink()).map(|_| ())
+        })
+    }
+
+    #[test]
+    fn a_valid_bundle_reads() {
+        let bundle = zst(&raw_tar(&payload()));
+        let v = read(&bundle, &Limits::default()).unwrap();
+        assert_eq!(v.manifest.files.len(), 3);
+        assert_eq!(v.bundle.size, bundle.len() as u64);
+        assert_eq!(v.bundle.sha256, Sha256::of(&bundle));
+        read_manifest_unverified(&bundle[..], &Limits::default()).unwrap();
+        read_verified_manifest(&bundle[..], &keyring(), &Limits::default()).unwrap();
+    }
+
+    /// Every limit: at exactly what the bundle needs it passes, one below it fails with
+    /// that limit, its value and its maximum.
+    #[test]
+    fn each_limit_fires_just_above_and_not_at_the_limit() {
+        let files = payload();
+        let tar = raw_tar(&files);
+        let bundle = zst(&tar);
+        let manifest_len = {
+            let h = tar::Header::from_byte_slice(&tar[..512]);
+            h.size().unwrap()
+        };
+        let sig_len = {
+            let at = 512 + usize::try_from(manifest_len.div_ceil(512) * 512).unwrap();
+            tar::Header::from_byte_slice(&tar[at..at + 512])
+                .size()
+                .unwrap()
+        };
+        let sizes: Vec<u64> = files.iter().map(|f| f.3.len() as u64).collect();
+        let table: [(LimitKind, u64, SetLimit); 6] = [
+            (LimitKind::ManifestBytes, manifest_len, |l, v| {
+                l.manifest_bytes = v;
+            }),
+            (LimitKind::SignatureBytes, sig_len, |l, v| {
+                l.signature_bytes = v;
+            }),
+            (LimitKind::Files, files.len() as u64, |l, v| {
+                l.files = usize::try_from(v).unwrap();
+            }),
+            (
+                LimitKind::FileBytes,
+                *sizes.iter().max().unwrap(),
+                |l, v| {
+                    l.file_bytes = v;
+                },
+            ),
+            (LimitKind::TotalBytes, sizes.iter().sum(), |l, v| {
+                l.total_bytes = v;
+            }),
+            (
+                LimitKind::PathBytes,
+                files.iter().map(|f| f.0.len() as u64).max().unwrap(),
+                |l, v| {
+                    l.path_bytes = usize::try_from(v).unwrap();
+                },
+            ),
+        ];
+        for (kind, needed, set) in table {
+            let mut at = Limits::default();
+            set(&mut at, needed);
+            read(&bundle, &at).unwrap_or_else(|e| panic!("{kind} at {needed}: {e}"));
+            let mut below = Limits::default();
+            set(&mut below, needed - 1);
+            match read(&bundle, &below) {
+                Err(e @ BundleError::LimitExceeded { limit, value, max }) => {
+                    assert_eq!((limit, value, max), (kind, needed, needed - 1), "{kind}");
+                    assert!(e.to_string().contains(kind.flag()), "{e}");
+                }
+                other => panic!(
+                    "{kind} at {}: expected the limit, got {other:?}",
+                    needed - 1
+                ),
+            }
+            // The preflight read (manifest and signature only) applies the same limits.
+            if matches!(
+                kind,
+                LimitKind::ManifestBytes | LimitKind::SignatureBytes | LimitKind::Files
+            ) {
+                assert!(
+                    read_verified_manifest(&bundle[..], &keyring(), &below).is_err(),
+                    "{kind}"
+                );
+            }
+        }
+    }
+
+    /// The ratio guard: a file of zeros expands far beyond the limit once past the floor;
+    /// below the floor, or with the limit raised, it passes.
+    #[test]
+    fn the_ratio_limit_fires_past_its_floor() {
+        let mut files = payload();
+        files.insert(1, ("doc/zeros", 0o644, "doc", vec![0; 4 << 20]));
+        let bundle = zst(&raw_tar(&files));
+        let strict = Limits {
+            ratio: 10,
+            ratio_floor: 1 << 20,
+            ..Limits::default()
+        };
+        match read(&bundle, &strict) {
+            Err(BundleError::LimitExceeded {
+                limit: LimitKind::Ratio,
+                value,
+                max: 10,
+            }) => assert!(value > 10, "{value}"),
+            other => panic!("expected the ratio limit, got {other:?}"),
+        }
+        // Under the floor the ratio is not checked; a raised ratio lets it through.
+        read(
+            &bundle,
+            &Limits {
+                ratio_floor: 8 << 20,
+                ..strict.clone()
+            },
+        )
+        .unwrap();
+        read(
+            &bundle,
+            &Limits {
+                ratio: 100_000,
+                ..strict
+            },
+        )
+        .unwrap();
+    }
+
+    /// A pax header is refused as a member of the wrong type, before its data is read:
+    /// a 1 GiB one costs nothing.
+    #[test]
+    fn extension_headers_are_refused_without_reading_them() {
+        let mut raw = Vec::new();
+        let mut h = tar::Header::new_ustar();
+        h.set_path("PaxHeaders/x").unwrap();
+        h.set_entry_type(tar::EntryType::XHeader);
+        h.set_size(1 << 30);
+        h.set_cksum();
+        raw.extend_from_slice(h.as_bytes());
+        raw.extend_from_slice(b"30 path=ferry/manifest.json\n");
+        match read(&zst(&raw), &Limits::default()) {
+            Err(BundleError::NotRegularFile { kind, .. }) => {
+                assert_eq!(kind, "pax extended header");
+            }
+            other => panic!("expected a refused pax header, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn anything_after_the_zstd_frame_is_trailing_data() {
+        let bundle = zst(&raw_tar(&payload()));
+        let skippable = [0x50, 0x2a, 0x4d, 0x18, 1, 0, 0, 0, b'x'];
+        for extra in [&zst(&[0; 1024])[..], &skippable[..], b"x"] {
+            let mut b = bundle.clone();
+            b.extend_from_slice(extra);
+            assert!(
+                matches!(read(&b, &Limits::default()), Err(BundleError::TrailingData)),
+                "{extra:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn truncation_at_a_member_boundary_is_truncation() {
+        let tar = raw_tar(&payload());
+        // After the manifest and signature members: the archive just stops.
+        let h = tar::Header::from_byte_slice(&tar[..512]);
+        let manifest_end = 512 + usize::try_from(h.size().unwrap().div_ceil(512) * 512).unwrap();
+        for cut in [0, manifest_end, tar.len() - 1024] {
+            match read(&zst(&tar[..cut]), &Limits::default()) {
+                Err(BundleError::Truncated(_)) => {}
+                other => panic!("cut at {cut}: expected truncated, got {other:?}"),
+            }
+        }
+        // End-of-archive blocks in the middle: a member is missing, not truncated.
+        let mut early = tar[..tar.len() - 1024].to_vec();
+        let last = early.len() - 1024; // sysusers/hello.conf: header plus one data block
+        early.truncate(last);
+        early.extend_from_slice(&[0; 1024]);
+        assert!(matches!(
+            read(&zst(&early), &Limits::default()),
+            Err(BundleError::MissingMember { .. })
+        ));
+    }
+
+    /// A sink's own failure is the host's (exit 1); a read failure it passes on is the
+    /// bundle's (exit 3), whatever the error kinds.
+    #[test]
+    fn sink_failures_and_bundle_failures_are_told_apart() {
+        let bundle = zst(&raw_tar(&payload()));
+        let r = read_bundle(&bundle[..], &keyring(), &Limits::default(), &mut |_, _| {
+            Err(io::Error::new(io::ErrorKind::InvalidData, "disk says no"))
+        });
+        assert!(matches!(r, Err(BundleError::Sink { .. })), "{r:?}");
+        assert!(!r.unwrap_err().is_verification());
+
+        let mut files = payload();
+        files.insert(1, ("doc/zeros", 0o644, "doc", vec![0; 4 << 20]));
+        let bomb = zst(&raw_tar(&files));
+        let strict = Limits {
+            ratio: 10,
+            ratio_floor: 1 << 20,
+            ..Limits::default()
+        };
+        let r = read_bundle(&bomb[..], &keyring(), &strict, &mut |_, r| {
+            // A sink that reports whatever it read as its own kind of error.
+            io::copy(r, &mut io::sink())
+                .map(|_| ())
+                .map_err(|e| io::Error::other(e.to_string()))
+        });
+        assert!(
+            matches!(
+                r,
+                Err(BundleError::LimitExceeded {
+                    limit: LimitKind::Ratio,
+                    ..
+                })
+            ),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn members_out_of_place_are_named() {
+        let files = payload();
+        let mut manifest = serde_json::to_vec_pretty(&manifest_json(&files)).unwrap();
+        manifest.push(b'\n');
+        let build = |order: &[usize]| {
+            let mut tar = Vec::new();
+            member(&mut tar, MANIFEST_PATH, META_MODE, &manifest);
+            member(
+                &mut tar,
+                MANIFEST_SIG_PATH,
+                META_MODE,
+                &signature(&manifest),
+            );
+            for &i in order {
+                let (path, mode, _, data) = &files[i];
+                member(&mut tar, path, *mode, data);
+            }
+            tar.extend_from_slice(&[0; 1024]);
+            zst(&tar)
+        };
+        let err = |order: &[usize]| {
+            read(&build(order), &Limits::default())
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(
+            err(&[0, 0, 1, 2]).contains("duplicate member"),
+            "{}",
+            err(&[0, 0, 1, 2])
+        );
+        assert!(
+            err(&[0, 1, 2, 2]).contains("duplicate member"),
+            "{}",
+            err(&[0, 1, 2, 2])
+        );
+        assert!(
+            err(&[0, 2, 1]).contains("expected member \"systemd/hello.service\""),
+            "{}",
+            err(&[0, 2, 1])
+        );
+        assert!(
+            err(&[0, 1]).contains("\"sysusers/hello.conf\" is listed"),
+            "{}",
+            err(&[0, 1])
+        );
+    }
+
+    #[test]
+    fn manifest_errors_are_one_escaped_line() {
+        let mut v = manifest_json(&payload());
+        v["\u{1b}[2J\nfield"] = serde_json::json!(1);
+        let bytes = serde_json::to_vec(&v).unwrap();
+        let e = parse_manifest(&bytes, &Limits::default())
+            .unwrap_err()
+            .to_string();
+        assert!(!e.chars().any(char::is_control), "{e:?}");
+        assert!(e.contains("unknown field"), "{e}");
+    }
+
+    /// Writes the fuzz targets' binary seeds (bundles signed with this module's test key,
+    /// which the targets trust) under `$FERRY_FUZZ_SEEDS/<target>/`: `scripts/fuzz` runs
+    /// it, so no binary seed is committed.
+    #[test]
+    #[ignore = "run by scripts/fuzz"]
+    fn write_fuzz_seeds() {
+        let Some(dir) = std::env::var_os("FERRY_FUZZ_SEEDS") else {
+            return;
+        };
+        let dir = std::path::Path::new(&dir);
+        let write = |target: &str, name: &str, data: &[u8]| {
+            std::fs::create_dir_all(dir.join(target)).unwrap();
+            std::fs::write(dir.join(target).join(name), data).unwrap();
+        };
+        let files = payload();
+        let tar = raw_tar(&files);
+        let manifest = {
+            let mut m = serde_json::to_vec_pretty(&manifest_json(&files)).unwrap();
+            m.push(b'\n');
+            m
+        };
+        let mut with_doc = payload();
+        with_doc.insert(1, ("doc/zeros", 0o644, "doc", vec![0; 4096]));
+        write("archive", "valid.tar.zst", &zst(&tar));
+        write("archive", "with-doc.tar.zst", &zst(&raw_tar(&with_doc)));
+        write("archive_tar", "valid.tar", &tar);
+        write("archive_tar", "with-doc.tar", &raw_tar(&with_doc));
+        write("manifest", "small.json", &manifest);
+        write("signature", "small.minisig", &signature(&manifest));
+        write(
+            "keys",
+            "fuzz.pub",
+            key().public_key().to_file_string().as_bytes(),
+        );
+        let sk = key()
+            .to_file_string(&crate::minisign::Encryption::Unencrypted)
+            .unwrap();
+        write("keys", "fuzz.key", sk.as_bytes());
+    }
 }

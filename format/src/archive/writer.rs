@@ -54,8 +54,22 @@ pub fn write_bundle<W: Write>(
     let mut tar = tar::Builder::new(enc);
     tar.mode(tar::HeaderMode::Deterministic);
 
-    append(&mut tar, MANIFEST_PATH, META_MODE, opts.mtime, manifest.len() as u64, manifest)?;
-    append(&mut tar, MANIFEST_SIG_PATH, META_MODE, opts.mtime, manifest_sig.len() as u64, manifest_sig)?;
+    append(
+        &mut tar,
+        MANIFEST_PATH,
+        META_MODE,
+        opts.mtime,
+        manifest.len() as u64,
+        manifest,
+    )?;
+    append(
+        &mut tar,
+        MANIFEST_SIG_PATH,
+        META_MODE,
+        opts.mtime,
+        manifest_sig.len() as u64,
+        manifest_sig,
+    )?;
     for f in files {
         let file = File::open(&f.source)
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", f.source.display())))?;
@@ -64,7 +78,14 @@ pub fn write_bundle<W: Write>(
             left: f.size,
             path: &f.source,
         });
-        append(&mut tar, f.path.as_str(), f.mode.bits(), opts.mtime, f.size, &mut reader)?;
+        append(
+            &mut tar,
+            f.path.as_str(),
+            f.mode.bits(),
+            opts.mtime,
+            f.size,
+            &mut reader,
+        )?;
         let (_, digest, _) = reader.finish();
         if digest != f.sha256 {
             return Err(io::Error::other(format!(

@@ -1,0 +1,590 @@
+//! Hostile bundles: every case of the generated corpus (`hostile/corpus.rs`) must make
+//! `ferry-install` exit with its code, print one clear `error:` line naming the problem,
+//! and leave the host exactly as it was (paths, types, modes, owners, xattrs, contents).
+//!
+//! The corpus runs against an offline root (`--root`, a copy of a minimal fake root per
+//! case: milliseconds each); a few cases run again on a real systemd host (`ferry_tests::Host`)
+//! with the static installer. The limit flags are checked both ways: each limit refuses the
+//! valid bundle one unit below what it needs and lets it through at exactly that, and
+//! raising a limit lets a bundle over the default through.
+//!
+//! `FERRY_HOSTILE_ONLY=TEXT` runs only the corpus cases whose name contains TEXT; run with
+//! `--nocapture` to see every case's exit code and error line.
+
+#[path = "hostile/corpus.rs"]
+mod corpus;
+#[path = "hostile/snapshot.rs"]
+mod snapshot;
+
+use std::fmt::Write as _;
+use std::fs;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::Instant;
+
+use corpus::{base, cases, write_case, Base, Case};
+use snapshot::Snapshot;
+
+// ---------------------------------------------------------------------------------------------
+// The fake root and the installer runs.
+
+/// A minimal root that passes the offline preflight and lets the real bundle install:
+/// accounts (root, and adm for the log directory's ACL), systemd's unit directory, /opt,
+/// /var/lib and /var/log. A few extra paths (an xattr, a symlink, odd modes) give the
+/// snapshot something to notice.
+fn template_root() -> &'static Path {
+    static ROOT: OnceLock<PathBuf> = OnceLock::new();
+    ROOT.get_or_init(|| {
+        let root = base().dir.join("template-root");
+        for d in [
+            "etc/systemd/system",
+            "opt",
+            "var/lib",
+            "var/log",
+            "usr/local/bin",
+        ] {
+            fs::create_dir_all(root.join(d)).unwrap();
+        }
+        fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/bash\n").unwrap();
+        fs::write(root.join("etc/group"), "root:x:0:\nadm:x:4:\n").unwrap();
+        fs::write(root.join("etc/hostname"), "ferry-fake-root\n").unwrap();
+        std::os::unix::fs::symlink("/usr/share/zoneinfo/UTC", root.join("etc/localtime")).unwrap();
+        xattr::set(root.join("etc/hostname"), "user.ferry-test", b"marker")
+            .expect("setting a user xattr (does the filesystem support them?)");
+        fs::write(root.join("usr/local/bin/tool"), "#!/bin/sh\n").unwrap();
+        fs::set_permissions(
+            root.join("usr/local/bin/tool"),
+            fs::Permissions::from_mode(0o4755),
+        )
+        .unwrap();
+        fs::set_permissions(root.join("opt"), fs::Permissions::from_mode(0o755)).unwrap();
+        root
+    })
+}
+
+/// A private copy of the fake root (`cp -a`: modes, owners and xattrs kept).
+fn fresh_root(dir: &Path) -> PathBuf {
+    let root = dir.join("root");
+    let out = Command::new("cp")
+        .arg("-a")
+        .arg(template_root())
+        .arg(&root)
+        .output()
+        .expect("running cp");
+    assert!(
+        out.status.success(),
+        "cp -a: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    root
+}
+
+fn installer(memory_limit: Option<u64>) -> Command {
+    let bin = ferry_tests::ferry_install_bin();
+    let mut cmd = if let Some(bytes) = memory_limit {
+        let mut c = Command::new("prlimit");
+        c.arg(format!("--as={bytes}")).arg("--").arg(bin);
+        c
+    } else {
+        Command::new(bin)
+    };
+    cmd.env("LC_ALL", "C").stdin(Stdio::null());
+    cmd
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+fn describe(cmd: &Command, out: &Output) -> String {
+    format!(
+        "{cmd:?}\n  -> {}\n--- stdout ---\n{}--- stderr ---\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn install_cmd(bundle: &Path, root: &Path, pubkey: &Path, memory_limit: Option<u64>) -> Command {
+    let mut cmd = installer(memory_limit);
+    cmd.arg("install")
+        .arg(bundle)
+        .arg("--pubkey")
+        .arg(pubkey)
+        .arg("--root")
+        .arg(root);
+    cmd
+}
+
+/// Checks the exit code and the error report: exactly one `error:` line, containing one of
+/// the `|`-separated alternatives of `message`, at most a few `caused by:` lines, progress
+/// lines otherwise, and no control characters (a hostile name must not reach a terminal
+/// raw). Returns a description of what is wrong, if anything.
+fn check_refusal(code: i32, message: &str, out: &Output) -> Option<String> {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let mut problems = Vec::new();
+    if out.status.code() != Some(code) {
+        problems.push(format!("exit {:?}, expected {code}", out.status.code()));
+    }
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    let causes = stderr
+        .lines()
+        .filter(|l| l.starts_with("caused by: "))
+        .count();
+    let other: Vec<&str> = stderr
+        .lines()
+        .filter(|l| {
+            !l.starts_with("error: ")
+                && !l.starts_with("caused by: ")
+                && !l.starts_with("ferry-install: ")
+        })
+        .collect();
+    match errors.as_slice() {
+        [line] => {
+            if !message.split('|').any(|m| line.contains(m)) {
+                problems.push(format!("the error line does not name {message:?}"));
+            }
+            if line.len() > 600 {
+                problems.push(format!("the error line is {} bytes long", line.len()));
+            }
+        }
+        _ => problems.push(format!("{} error: lines, expected 1", errors.len())),
+    }
+    if causes > 3 {
+        problems.push(format!("{causes} caused by: lines"));
+    }
+    if !other.is_empty() {
+        problems.push(format!("unexpected stderr lines {other:?}"));
+    }
+    if stderr.chars().any(|c| c.is_control() && c != '\n') {
+        problems.push("control characters on stderr".into());
+    }
+    if !out.stdout.is_empty() {
+        problems.push("output on stdout".into());
+    }
+    (!problems.is_empty()).then(|| problems.join("; "))
+}
+
+// ---------------------------------------------------------------------------------------------
+// One case.
+
+struct Outcome {
+    name: String,
+    code: i32,
+    millis: u128,
+    make_millis: u128,
+    failure: Option<String>,
+    error_line: String,
+}
+
+fn run_case(base: &Base, case: &Case, work: &Path) -> Outcome {
+    let started = Instant::now();
+    let dir = work.join(case.name.replace('/', "--"));
+    fs::create_dir_all(&dir).unwrap();
+    let root = fresh_root(&dir);
+    let mut failure = Vec::new();
+    if let Some(first) = &case.first {
+        let file = dir.join("first.tar.zst");
+        fs::write(&file, first(base)).unwrap();
+        let mut cmd = install_cmd(&file, &root, &base.pubkey, None);
+        let out = run(&mut cmd);
+        assert!(
+            out.status.success(),
+            "{}: installing the first release: {}",
+            case.name,
+            describe(&cmd, &out)
+        );
+    }
+    let made = Instant::now();
+    let bundle = write_case(base, case, &dir);
+    let make_millis = made.elapsed().as_millis();
+    let before = Snapshot::take(&root);
+    let mut cmd = install_cmd(&bundle, &root, &base.pubkey, case.memory_limit);
+    cmd.args(&case.args);
+    let out = run(&mut cmd);
+    let error_line = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .map_or("", |l| {
+            l.split_once(".tar.zst: ").map_or(l, |(_, rest)| rest)
+        })
+        .to_owned();
+    if let Some(p) = check_refusal(case.code, case.message, &out) {
+        failure.push(format!("install: {p}\n{}", describe(&cmd, &out)));
+    }
+    let d = before.diff(&Snapshot::take(&root), 10);
+    if !d.is_empty() {
+        failure.push(format!("install changed the root:\n  {}", d.join("\n  ")));
+    }
+    if case.is_verification() {
+        let mut cmd = installer(case.memory_limit);
+        cmd.arg("verify")
+            .arg(&bundle)
+            .arg("--pubkey")
+            .arg(&base.pubkey);
+        let out = run(&mut cmd);
+        if let Some(p) = check_refusal(3, case.message, &out) {
+            failure.push(format!("verify: {p}\n{}", describe(&cmd, &out)));
+        }
+    }
+    let _ = fs::remove_dir_all(&dir);
+    Outcome {
+        name: case.name.clone(),
+        code: case.code,
+        millis: started.elapsed().as_millis(),
+        make_millis,
+        failure: (!failure.is_empty()).then(|| failure.join("\n")),
+        error_line,
+    }
+}
+
+fn work_dir(name: &str) -> PathBuf {
+    let d = base().dir.join(name);
+    if d.exists() {
+        fs::remove_dir_all(&d).unwrap();
+    }
+    fs::create_dir_all(&d).unwrap();
+    d
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests.
+
+/// The control: the unmodified bundle installs into the fake root (so every refusal below
+/// is the bundle's doing, not a broken root), and `verify` accepts it.
+#[test]
+fn the_valid_bundle_installs_into_the_fake_root() {
+    let base = base();
+    let dir = work_dir("control");
+    let root = fresh_root(&dir);
+    let bundle = dir.join("hello-1.0.0-linux-amd64.tar.zst");
+    fs::write(&bundle, &base.amd64).unwrap();
+    let mut cmd = install_cmd(&bundle, &root, &base.pubkey, Some(256 << 20));
+    let out = run(&mut cmd);
+    assert!(out.status.success(), "{}", describe(&cmd, &out));
+    assert!(root.join("opt/hello/releases/1.0.0/bin/hello").is_file());
+    assert_eq!(
+        fs::read_link(root.join("opt/hello/current")).unwrap(),
+        Path::new("releases/1.0.0")
+    );
+    let mut cmd = installer(None);
+    cmd.arg("verify")
+        .arg(&bundle)
+        .arg("--pubkey")
+        .arg(&base.pubkey);
+    let out = run(&mut cmd);
+    assert!(out.status.success(), "{}", describe(&cmd, &out));
+    // The newer release of the downgrade case is valid too.
+    let root2 = dir.join("root2");
+    fs::rename(&root, &root2).unwrap();
+    let v2 = dir.join("hello-2.0.0-linux-amd64.tar.zst");
+    fs::write(&v2, corpus::version_2(base)).unwrap();
+    let root = fresh_root(&dir);
+    let mut cmd = install_cmd(&v2, &root, &base.pubkey, None);
+    let out = run(&mut cmd);
+    assert!(out.status.success(), "{}", describe(&cmd, &out));
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// Every corpus case, in parallel workers: exit code, one error line, nothing changed.
+#[test]
+fn every_hostile_bundle_is_refused_and_changes_nothing() {
+    let base = base();
+    let work = work_dir("corpus");
+    let cases = cases();
+    let mut names: Vec<&str> = cases.iter().map(|c| c.name.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), cases.len(), "case names are unique");
+    let only = std::env::var("FERRY_HOSTILE_ONLY").ok();
+    let next = AtomicUsize::new(0);
+    let results = Mutex::new(Vec::new());
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 4));
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some(case) = cases.get(i) else { break };
+                if only.as_deref().is_some_and(|o| !case.name.contains(o)) {
+                    continue;
+                }
+                let outcome = run_case(base, case, &work);
+                results.lock().unwrap().push(outcome);
+            });
+        }
+    });
+    let mut results = results.into_inner().unwrap();
+    results.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut report = String::new();
+    let mut failures = Vec::new();
+    for r in &results {
+        let _ = writeln!(
+            report,
+            "{:<8} exit {} {:>6} ms (made in {:>5} ms)  {:<52} {}",
+            if r.failure.is_some() { "FAIL" } else { "ok" },
+            r.code,
+            r.millis,
+            r.make_millis,
+            r.name,
+            r.error_line.chars().take(160).collect::<String>()
+        );
+        if let Some(f) = &r.failure {
+            failures.push(format!("=== {} ===\n{f}", r.name));
+        }
+    }
+    eprintln!("{report}");
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        results.len(),
+        failures.join("\n")
+    );
+    let _ = fs::remove_dir_all(&work);
+}
+
+/// Each limit flag, one unit below what the valid bundle needs, refuses it naming the flag;
+/// at exactly what it needs, lets it through.
+#[test]
+fn each_limit_flag_refuses_just_below_and_passes_at_the_limit() {
+    let base = base();
+    let dir = work_dir("limits");
+    let bundle = dir.join("hello-1.0.0-linux-amd64.tar.zst");
+    fs::write(&bundle, &base.amd64).unwrap();
+    let manifest: serde_json::Value = base.manifest_json.clone();
+    let files = manifest["files"].as_array().unwrap();
+    let sizes: Vec<u64> = files.iter().map(|f| f["size"].as_u64().unwrap()).collect();
+    let longest_path = files
+        .iter()
+        .map(|f| f["path"].as_str().unwrap().len())
+        .max()
+        .unwrap();
+    let table: [(&str, u64, &str); 6] = [
+        (
+            "--max-manifest-bytes",
+            base.manifest.len() as u64,
+            "manifest size",
+        ),
+        (
+            "--max-signature-bytes",
+            base.tar.members[1].data.len() as u64,
+            "signature size",
+        ),
+        ("--max-files", files.len() as u64, "file count"),
+        (
+            "--max-file-bytes",
+            *sizes.iter().max().unwrap(),
+            "file size",
+        ),
+        ("--max-total-bytes", sizes.iter().sum(), "total size"),
+        ("--max-path-bytes", longest_path as u64, "path length"),
+    ];
+    for (flag, needed, what) in table {
+        let mut cmd = installer(None);
+        cmd.arg("verify")
+            .arg(&bundle)
+            .arg("--pubkey")
+            .arg(&base.pubkey)
+            .arg(flag)
+            .arg(needed.to_string());
+        let out = run(&mut cmd);
+        assert!(
+            out.status.success(),
+            "{flag} {needed} must pass: {}",
+            describe(&cmd, &out)
+        );
+
+        let root = fresh_root(&dir);
+        let before = Snapshot::take(&root);
+        let mut cmd = install_cmd(&bundle, &root, &base.pubkey, None);
+        cmd.arg(flag).arg((needed - 1).to_string());
+        let out = run(&mut cmd);
+        let expected = format!(
+            "{what} {needed} exceeds the limit of {} (raise it with {flag})",
+            needed - 1
+        );
+        if let Some(p) = check_refusal(3, &expected, &out) {
+            panic!("{flag} {}: {p}\n{}", needed - 1, describe(&cmd, &out));
+        }
+        before.assert_unchanged(&Snapshot::take(&root), flag);
+        fs::remove_dir_all(&root).unwrap();
+    }
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// Bundles over a default limit install once the limit is raised with its flag.
+#[test]
+fn raising_a_limit_with_its_flag_lets_the_bundle_through() {
+    let base = base();
+    let dir = work_dir("raise");
+    let cases: [(&str, Vec<u8>, &str, &str); 2] = [
+        (
+            "big-manifest",
+            corpus::padded_manifest_bundle(base, (1 << 20) + 1),
+            "--max-manifest-bytes",
+            "manifest size 1048577 exceeds the limit of 1048576 (raise it with --max-manifest-bytes)",
+        ),
+        (
+            "compressible",
+            corpus::compressible_bundle(base, 64 << 20),
+            "--max-ratio",
+            "decompression ratio",
+        ),
+    ];
+    for (name, data, flag, message) in cases {
+        let bundle = dir.join(format!("{name}.tar.zst"));
+        fs::write(&bundle, data).unwrap();
+        let root = fresh_root(&dir);
+        let before = Snapshot::take(&root);
+        let mut cmd = install_cmd(&bundle, &root, &base.pubkey, None);
+        let out = run(&mut cmd);
+        if let Some(p) = check_refusal(3, message, &out) {
+            panic!("{name} with default limits: {p}\n{}", describe(&cmd, &out));
+        }
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(flag),
+            "the error names {flag}"
+        );
+        before.assert_unchanged(&Snapshot::take(&root), name);
+
+        let raised = if flag == "--max-ratio" {
+            "1000000"
+        } else {
+            "2097152"
+        };
+        let mut cmd = install_cmd(&bundle, &root, &base.pubkey, None);
+        cmd.arg(flag).arg(raised);
+        let out = run(&mut cmd);
+        assert!(
+            out.status.success(),
+            "{name} with {flag} {raised}: {}",
+            describe(&cmd, &out)
+        );
+        assert!(root.join("opt/hello/releases/1.0.0/bin/hello").is_file());
+        fs::remove_dir_all(&root).unwrap();
+    }
+    let _ = fs::remove_dir_all(&dir);
+}
+
+// ---------------------------------------------------------------------------------------------
+// On a real systemd host.
+
+/// Builds the static installer with `scripts/build-installer` (once per process). Like
+/// `install.rs`, a binary refused only for its size budget is still used.
+fn static_installer() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let script = ferry_tests::workspace_root().join("scripts/build-installer");
+        let mut cmd = Command::new(&script);
+        cmd.current_dir(ferry_tests::workspace_root())
+            .stdin(Stdio::null());
+        let out = run(&mut cmd);
+        let bin = ferry_tests::static_installer();
+        assert!(
+            out.status.success()
+                || (String::from_utf8_lossy(&out.stderr).contains("over the 2 MiB budget")
+                    && bin.is_file()),
+            "building the static installer: {}",
+            describe(&cmd, &out)
+        );
+        bin
+    })
+}
+
+/// What a running Debian host keeps changing by itself under the snapshotted trees.
+fn volatile(p: &Path) -> bool {
+    let s = p.to_string_lossy();
+    s.starts_with("var/lib/systemd")
+        || s.starts_with("var/lib/dbus")
+        || s.starts_with("var/lib/private")
+        || s == "etc/machine-id"
+        || s.starts_with("etc/.")
+}
+
+const HOST_TREES: [&str; 3] = ["/opt", "/etc", "/var/lib"];
+
+#[test]
+fn hostile_bundles_are_refused_on_a_real_host() {
+    let base = base();
+    let installer = static_installer();
+    let host =
+        ferry_tests::Host::boot().expect("booting the test host (needs root and systemd-nspawn)");
+    host.copy_in(installer, "/root/ferry/ferry-install")
+        .unwrap();
+    host.copy_in(&base.pubkey, "/root/ferry/release.pub")
+        .unwrap();
+    let dir = work_dir("real-host");
+    let install = |bundle: &str| {
+        host.exec([
+            "/root/ferry/ferry-install",
+            "install",
+            bundle,
+            "--pubkey",
+            "/root/ferry/release.pub",
+        ])
+    };
+    for name in [
+        "key/untrusted-key",
+        "flip/payload-binary",
+        "path/tar-dotdot",
+        "path/signed-dotdot",
+        "type/symlink-out-of-release",
+        "precondition/downgrade",
+    ] {
+        let case = corpus::by_name(name);
+        if let Some(first) = &case.first {
+            let file = dir.join("first.tar.zst");
+            fs::write(&file, first(base)).unwrap();
+            host.copy_in(&file, "/root/ferry/first.tar.zst").unwrap();
+            let out = install("/root/ferry/first.tar.zst");
+            assert!(
+                out.status.success(),
+                "{name}: installing the newer release first: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                host.is_active("hello.service"),
+                "{}",
+                host.journal("hello.service")
+            );
+        }
+        let file = write_case(base, &case, &dir);
+        let inside = format!(
+            "/root/ferry/{}",
+            file.file_name().unwrap().to_string_lossy()
+        );
+        host.copy_in(&file, &inside).unwrap();
+        let before = Snapshot::take_all(host.root_path(), &HOST_TREES).without(volatile);
+        let out = install(&inside);
+        if let Some(p) = check_refusal(case.code, case.message, &out) {
+            panic!(
+                "{name} on the real host: {p}\n--- stderr ---\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let after = Snapshot::take_all(host.root_path(), &HOST_TREES).without(volatile);
+        before.assert_unchanged(&after, name);
+        if case.first.is_some() {
+            assert!(
+                host.is_active("hello.service"),
+                "{name}: the installed release keeps running"
+            );
+        }
+        eprintln!(
+            "real host: {name}: exit {:?}: {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .find(|l| l.starts_with("error:"))
+                .unwrap_or("")
+        );
+    }
+    let _ = fs::remove_dir_all(&dir);
+}
