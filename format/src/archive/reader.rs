@@ -975,13 +975,15 @@ mod tests {
     /// Writes the fuzz targets' binary seeds (bundles signed with this module's test key,
     /// which the targets trust) under `$FERRY_FUZZ_SEEDS/<target>/`: `scripts/fuzz` runs
     /// it, so no binary seed is committed.
+    /// Without `$FERRY_FUZZ_SEEDS` the seeds go to a temporary directory, and the test
+    /// checks that the valid seed bundle really verifies (so the fuzzers start from
+    /// inputs that reach deep into the reader).
     #[test]
-    #[ignore = "run by scripts/fuzz"]
     fn write_fuzz_seeds() {
-        let Some(dir) = std::env::var_os("FERRY_FUZZ_SEEDS") else {
-            return;
-        };
-        let dir = std::path::Path::new(&dir);
+        let tmp = tempfile::tempdir().unwrap();
+        let dir_os = std::env::var_os("FERRY_FUZZ_SEEDS")
+            .unwrap_or_else(|| tmp.path().as_os_str().to_owned());
+        let dir = std::path::Path::new(&dir_os);
         let write = |target: &str, name: &str, data: &[u8]| {
             std::fs::create_dir_all(dir.join(target)).unwrap();
             std::fs::write(dir.join(target).join(name), data).unwrap();
@@ -1010,5 +1012,11 @@ mod tests {
             .to_file_string(&crate::minisign::Encryption::Unencrypted)
             .unwrap();
         write("keys", "fuzz.key", sk.as_bytes());
+        let valid = std::fs::read(dir.join("archive/valid.tar.zst")).unwrap();
+        let keyring = crate::keyring::Keyring::new(vec![key().public_key()]);
+        read_bundle(&valid[..], &keyring, &Limits::default(), &mut |_, r| {
+            io::copy(r, &mut io::sink()).map(|_| ())
+        })
+        .expect("the valid seed bundle verifies");
     }
 }

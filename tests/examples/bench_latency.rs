@@ -2,12 +2,12 @@
 //! `ferry-install install` to healthy, minus the time the service itself takes to send
 //! READY=1 (systemd's "Starting" to "Started" in the unit's journal).
 //!
-//! Ignored in the normal test suite: it measures and prints, it asserts no timing. Run it
-//! explicitly, as `scripts/bench` does:
+//! An example, not a test: it measures and prints, it asserts no timing. Run it as
+//! `scripts/bench` does:
 //!
 //! ```sh
 //! FERRY_BENCH_BUNDLE=out/hello-1.0.0-linux-amd64.tar.zst FERRY_BENCH_PUBKEY=release.pub \
-//!   cargo test -p ferry-tests --test bench -- --ignored --nocapture
+//!   cargo run -p ferry-tests --example bench_latency
 //! ```
 //!
 //! Knobs: `FERRY_BENCH_BUNDLE` (required; its `.minisig` must be beside it),
@@ -66,9 +66,7 @@ fn millis(d: u64) -> f64 {
     ms
 }
 
-#[test]
-#[ignore = "benchmark: run by scripts/bench, measures and asserts no timing"]
-fn install_latency() {
+fn main() {
     let bundle = env_path("FERRY_BENCH_BUNDLE");
     let pubkey = env_path("FERRY_BENCH_PUBKEY");
     let installer =
