@@ -237,3 +237,40 @@ fn every_step_is_covered() {
     );
     let _ = Path::new("");
 }
+
+/// Disk full: with `/opt` on a small filesystem that an upgrade no longer fits on, the
+/// upgrade fails before changing anything (exit 4, a message naming the free space) and
+/// the old release keeps running.
+#[test]
+fn upgrade_onto_a_full_filesystem_is_refused_and_the_old_release_keeps_running() {
+    let host = host();
+    // A 64 MiB filesystem for /opt, mounted inside the host's mount namespace.
+    host.ok([
+        "mount",
+        "-t",
+        "tmpfs",
+        "-o",
+        "size=64m,mode=0755",
+        "tmpfs",
+        "/opt",
+    ]);
+    let out = install(&host, "1.0.0", None);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_healthy(&host, "1.0.0");
+    // Leave ~16 MiB free: less than the 2.0.0 payload plus the installer's margin.
+    host.sh_ok("avail=$(df --output=avail -k /opt | tail -1); dd if=/dev/zero of=/opt/filler bs=1k count=$((avail - 16384)) status=none");
+    let before = host.sh_ok("find /etc /opt/hello /var/lib/ferry -printf '%p %m %s %T@\\n' | sort");
+    let out = install(&host, "2.0.0", None);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        matches!(out.status.code(), Some(1 | 4)),
+        "expected exit 4 or 1: {}",
+        describe(&out)
+    );
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{}", describe(&out));
+    assert!(errors[0].contains("space"), "{}", describe(&out));
+    let after = host.sh_ok("find /etc /opt/hello /var/lib/ferry -printf '%p %m %s %T@\\n' | sort");
+    assert_eq!(before, after, "the refused upgrade changed the host");
+    assert_healthy(&host, "1.0.0");
+}
