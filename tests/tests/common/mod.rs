@@ -434,12 +434,18 @@ pub fn minisign_keypair(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
 }
 
 /// The key id minisign wrote into a public key's untrusted comment.
+///
+/// minisign 0.11 prints the id without leading zeros (one key in sixteen starts with a 0);
+/// newer versions and ferry pad it to 16 digits, so it is returned padded.
 pub fn minisign_displayed_id(pub_file: &Path) -> String {
     let text = fs::read_to_string(pub_file).unwrap();
-    text.lines()
+    let shown = text
+        .lines()
         .next()
         .and_then(|l| l.strip_prefix("untrusted comment: minisign public key "))
         .unwrap_or_else(|| panic!("{} has no minisign comment: {text}", pub_file.display()))
-        .trim()
-        .to_owned()
+        .trim();
+    let n = u64::from_str_radix(shown, 16)
+        .unwrap_or_else(|e| panic!("{}: key id {shown:?}: {e}", pub_file.display()));
+    format!("{n:016X}")
 }
