@@ -30,7 +30,7 @@ const UNIT_STARTED: &str = "39f53479d3a045ac8e11786248231fbf";
 fn env_path(name: &str) -> PathBuf {
     PathBuf::from(
         std::env::var_os(name)
-            .unwrap_or_else(|| panic!("{name} is not set (see tests/tests/bench.rs)")),
+            .unwrap_or_else(|| panic!("{name} is not set (see tests/examples/bench_latency.rs)")),
     )
 }
 
