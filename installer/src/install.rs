@@ -105,6 +105,7 @@ pub struct InstallReport {
     pub version: String,
     pub previous_version: Option<String>,
     pub env: String,
+    /// What the run changed; for a dry run, whether a real run would change anything.
     pub changed: bool,
     pub dry_run: bool,
     pub key_id: String,
@@ -349,9 +350,14 @@ pub fn run(args: &InstallArgs) -> Result<InstallReport> {
         None => manifest.install.default_env.clone(),
     };
 
-    if args.apply == Apply::Yes && nix::unistd::geteuid().is_root() {
+    // Held until the report is out: state, journal and layout belong to this run alone.
+    let _lock = if args.apply == Apply::Yes && nix::unistd::geteuid().is_root() {
+        let lock = crate::lock::acquire(&host.root)?;
         crate::recover::recover(host, &app)?;
-    }
+        Some(lock)
+    } else {
+        None
+    };
     let existing = state::load(host, &app)?;
     let current = existing.as_ref().and_then(|s| s.current.clone());
     preflight(args, &manifest, &env, current.as_ref())?;
@@ -389,14 +395,22 @@ pub fn run(args: &InstallArgs) -> Result<InstallReport> {
             &mut |_, r| std::io::copy(r, &mut std::io::sink()).map(|_| ()),
         )?;
         report.bundle_sha256 = Some(outcome.verified.bundle.sha256.to_string());
+        // A dry run answers "would a real run change the host?", as `--check` does in
+        // configuration tools; the real run reports what it did.
+        report.changed = args.apply == Apply::DryRun && !unchanged;
         report.message = if unchanged && args.apply == Apply::Yes {
             format!(
                 "{app} {} ({env}) is already installed and active: nothing to do",
                 manifest.app.version
             )
+        } else if unchanged {
+            format!(
+                "dry run: {app} {} verified; it is already installed and active, an install would change nothing",
+                manifest.app.version
+            )
         } else {
             format!(
-                "dry run: {app} {} verified; nothing was changed",
+                "dry run: {app} {} verified; an install would change the host; nothing was changed",
                 manifest.app.version
             )
         };

@@ -57,6 +57,10 @@ pub struct TxnData {
     pub from_version: Option<String>,
     pub to_version: String,
     pub actions: Vec<Action>,
+    /// The state directories this transaction created (/var/lib/ferry/APP and any missing
+    /// parent), deepest first: undoing a first install removes them again if empty.
+    #[serde(default)]
+    pub created_state_dirs: Vec<PathBuf>,
 }
 
 pub struct Journal {
@@ -74,6 +78,12 @@ fn txn_paths(host: &Host, app: &str) -> (PathBuf, PathBuf) {
 impl Journal {
     pub fn begin(host: &Host, app: &str, from: Option<String>, to: &str) -> Result<Self> {
         let (path, backups) = txn_paths(host, app);
+        let created_state_dirs: Vec<PathBuf> = path
+            .ancestors()
+            .skip(1)
+            .take_while(|d| *d != host.root && !d.exists())
+            .map(Path::to_path_buf)
+            .collect();
         fs::create_dir_all(&backups).with_context(|| format!("creating {}", backups.display()))?;
         let j = Self {
             path,
@@ -83,6 +93,7 @@ impl Journal {
                 from_version: from,
                 to_version: to.to_owned(),
                 actions: Vec::new(),
+                created_state_dirs,
             },
             counter: 0,
         };
@@ -240,7 +251,17 @@ impl Journal {
         for a in self.data.actions.iter().rev() {
             undo_one(a).with_context(|| format!("undoing {a:?}"))?;
         }
-        self.forget()
+        let created = self.data.created_state_dirs.clone();
+        self.forget()?;
+        // Only if empty: an install that failed leaves no trace, anything else stays.
+        for d in &created {
+            if fs::remove_dir(d).is_ok() {
+                if let Some(parent) = d.parent() {
+                    sync_dir(parent)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The transaction completed: drop the journal and the backups.

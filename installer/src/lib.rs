@@ -7,6 +7,7 @@
 //! - [`install`]: the `install` command: preflight, staging, layout, activation.
 //! - [`stage`]: streaming extraction into a staging directory.
 //! - [`journal`]: the undo log that makes installs all-or-nothing.
+//! - [`lock`]: one changing run per root at a time.
 //! - [`recover`]: undoing interrupted installs; per-release records.
 //! - [`layout`]: directories with owners, modes and ACLs.
 //! - [`acl`]: POSIX ACL xattrs without libacl.
@@ -34,6 +35,7 @@ pub mod journal;
 pub mod keys;
 pub mod kit;
 pub mod layout;
+pub mod lock;
 pub mod manage;
 pub mod recover;
 pub mod stage;

@@ -7,7 +7,7 @@ use ferry_install::cli::{Cli, Command};
 use ferry_install::host::Host;
 use ferry_install::install::{self, Apply, Downgrade, InstallArgs, Start};
 use ferry_install::manage::{self, Purge};
-use ferry_install::{exit, keys, kit, verify};
+use ferry_install::{exit, keys, kit, lock, verify};
 
 fn main() {
     let argv: Vec<_> = std::env::args_os().collect();
@@ -179,7 +179,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             });
         }
         Command::Rollback { app, root } => {
-            let r = manage::rollback(&Host::new(root.as_deref()), &app)?;
+            let host = Host::new(root.as_deref());
+            let _lock = lock::acquire(&host.root)?;
+            let r = manage::rollback(&host, &app)?;
             emit(json, "rollback", &r, |r| {
                 println!(
                     "{} rolled back from {} to {}",
@@ -193,7 +195,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 Purge::KeepData
             };
-            let r = manage::uninstall(&Host::new(root.as_deref()), &app, purge)?;
+            let host = Host::new(root.as_deref());
+            let _lock = lock::acquire(&host.root)?;
+            let r = manage::uninstall(&host, &app, purge)?;
             emit(json, "uninstall", &r, |r| {
                 println!(
                     "{} {} uninstalled; kept: {}",

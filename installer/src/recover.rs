@@ -76,7 +76,10 @@ pub fn save_release_manifest(
 pub fn release_manifest(host: &Host, app: &str, version: &str) -> Result<Manifest> {
     let p = manifest_path(host, app, version);
     let data = std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
-    serde_json::from_slice(&data).with_context(|| format!("parsing {}", p.display()))
+    // from_str, as the bundle reader parses manifests: one copy of the deserializer in
+    // the binary instead of two (the installer has a 2 MiB budget).
+    let text = std::str::from_utf8(&data).with_context(|| format!("parsing {}", p.display()))?;
+    serde_json::from_str(text).with_context(|| format!("parsing {}", p.display()))
 }
 
 /// Removes releases beyond the newest `KEEP_PREVIOUS` previous ones.

@@ -293,6 +293,76 @@ fn the_valid_bundle_installs_into_the_fake_root() {
     let _ = fs::remove_dir_all(&dir);
 }
 
+/// A child process killed when the test ends, however it ends.
+struct Holder(std::process::Child);
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One changing run per root: while another process holds the root's lock, `install`,
+/// `rollback` and `uninstall` exit 4 at once with one error line and change nothing; once
+/// it is gone (even killed) the same install goes through.
+#[test]
+fn a_second_run_on_a_locked_root_is_refused_and_changes_nothing() {
+    let base = base();
+    let dir = work_dir("locked");
+    let root = fresh_root(&dir);
+    let bundle = dir.join("hello-1.0.0-linux-amd64.tar.zst");
+    fs::write(&bundle, &base.amd64).unwrap();
+    // util-linux flock(1) on the directory: the same lock ferry-install takes.
+    let holder = Holder(
+        // --no-fork: flock(1) becomes `sleep`, so killing it releases the lock.
+        Command::new("flock")
+            .args(["--exclusive", "--no-fork"])
+            .arg(&root)
+            .args(["sleep", "600"])
+            .spawn()
+            .expect("flock(1) from util-linux"),
+    );
+    let started = Instant::now();
+    while Command::new("flock")
+        .args(["--exclusive", "--nonblock"])
+        .arg(&root)
+        .arg("true")
+        .status()
+        .unwrap()
+        .success()
+    {
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "flock(1) never took the lock"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let before = Snapshot::take(&root);
+    let mut refused = vec![install_cmd(&bundle, &root, &base.pubkey, None)];
+    for args in [
+        &["rollback", "hello"][..],
+        &["uninstall", "hello", "--purge"],
+    ] {
+        let mut cmd = installer(None);
+        cmd.args(args).arg("--root").arg(&root);
+        refused.push(cmd);
+    }
+    for cmd in &mut refused {
+        let out = run(cmd);
+        if let Some(problem) = check_refusal(4, "another ferry-install is changing", &out) {
+            panic!("{problem}\n{}", describe(cmd, &out));
+        }
+    }
+    before.assert_unchanged(&Snapshot::take(&root), "runs refused by the lock");
+    drop(holder);
+    let mut cmd = install_cmd(&bundle, &root, &base.pubkey, None);
+    let out = run(&mut cmd);
+    assert!(out.status.success(), "{}", describe(&cmd, &out));
+    assert!(root.join("opt/hello/releases/1.0.0/bin/hello").is_file());
+    let _ = fs::remove_dir_all(&dir);
+}
+
 /// Every corpus case, in parallel workers: exit code, one error line, nothing changed.
 #[test]
 fn every_hostile_bundle_is_refused_and_changes_nothing() {

@@ -659,6 +659,13 @@ fn fresh_install_is_active_healthy_hardened_and_idempotent() {
         false,
         "second install: changed"
     );
+    let dry = case.install(&amd64("1.0.0"), &["--dry-run"]);
+    ensure_eq!(
+        case,
+        dry.result()["changed"],
+        false,
+        "dry run of the installed bundle: would change"
+    );
     let after = case.snapshot(APP_PATHS);
     case.assert_unchanged(&before, &after, "installing the same bundle again");
     ensure_eq!(
@@ -820,7 +827,8 @@ fn dry_run_prints_the_plan_and_changes_nothing() {
     let run = case.install(&amd64("1.0.0"), &["--dry-run"]);
     let r = run.result();
     ensure_eq!(case, r["dry_run"], true, "dry_run");
-    ensure_eq!(case, r["changed"], false, "changed");
+    // For a dry run, `changed` says whether a real run would change the host.
+    ensure_eq!(case, r["changed"], true, "changed (would change)");
     ensure_eq!(case, r["started"], false, "started");
     let plan = &r["plan"];
     ensure_eq!(case, plan["user"], "hello", "plan user");
@@ -1412,6 +1420,9 @@ fn crashing_first_install_leaves_no_service_behind() {
         "/etc/systemd/system/multi-user.target.wants/hello.service",
         "/var/lib/ferry/hello/state.json",
         "/var/lib/ferry/hello/txn.json",
+        "/var/lib/ferry/hello",
+        "/var/lib/ferry",
+        "/opt/hello",
     ] {
         ensure!(
             case,

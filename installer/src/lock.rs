@@ -1,0 +1,51 @@
+//! One changing `ferry-install` per root at a time.
+//!
+//! The lock is an exclusive flock(2) on the root directory itself (`/`, or the `--root`
+//! directory): taking it writes nothing, so a refused run still leaves the host exactly as
+//! it was, and the kernel drops it when the process dies, so a killed install never leaves
+//! a stale lock behind (the next run recovers from the journal instead).
+
+use std::fs::File;
+use std::path::Path;
+
+use anyhow::{anyhow, Context as _, Result};
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
+
+use crate::exit::Precondition;
+
+/// Held while the guard lives.
+#[derive(Debug)]
+pub struct HostLock {
+    _lock: Flock<File>,
+}
+
+/// Takes the lock on `root` or fails at once (exit 4) if another process holds it:
+/// configuration tools retry, and a field engineer should see that something else runs.
+pub fn acquire(root: &Path) -> Result<HostLock> {
+    let dir = File::open(root).with_context(|| format!("opening {}", root.display()))?;
+    match Flock::lock(dir, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => Ok(HostLock { _lock: lock }),
+        Err((_, Errno::EWOULDBLOCK)) => Err(anyhow!(Precondition(format!(
+            "another ferry-install is changing {} (it holds the lock on that directory); try again when it has finished",
+            root.display()
+        )))),
+        Err((_, e)) => Err(e).with_context(|| format!("locking {}", root.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_lock_on_the_same_root_is_a_precondition_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = acquire(dir.path()).unwrap();
+        let err = acquire(dir.path()).unwrap_err();
+        assert!(err.is::<Precondition>(), "{err:#}");
+        assert!(err.to_string().contains("another ferry-install"), "{err}");
+        drop(held);
+        acquire(dir.path()).expect("free again once the holder is gone");
+    }
+}
