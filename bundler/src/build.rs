@@ -128,7 +128,6 @@ pub fn run(args: &BuildArgs, progress: &Progress) -> Result<BuildReport> {
 
     progress.step("rendering templates");
     let rendered = render::render(&loaded)?;
-    let mut check_results = checks::run(&loaded, &rendered, args.strictness, progress)?;
 
     let work = tempfile::Builder::new()
         .prefix("ferry-build-")
@@ -138,27 +137,51 @@ pub fn run(args: &BuildArgs, progress: &Progress) -> Result<BuildReport> {
     let out_abs = std::path::absolute(&args.out).unwrap_or_else(|_| args.out.clone());
     progress.step("copying the project into a clean build directory");
     gobuild::copy_source(&args.dir, &src, &[out_abs])?;
-    progress.step("go mod download, verify, vendor");
-    gobuild::vendor(&src)?;
-    let go_version = gobuild::go_version()?;
-
     let payload_dir = work.path().join("payload");
-    let mut prepared = Vec::new();
-    for &target in &targets {
-        progress.step(&format!("go build for {target}"));
-        prepared.push(prepare_target(
-            &loaded,
-            &rendered,
-            &src,
-            &payload_dir,
-            target,
-            sde,
-            revision.clone(),
-            dirty,
-            args.strictness,
-            progress,
-        )?);
-    }
+
+    // The template checks only read the rendered files, and each target builds from the
+    // same vendored tree into its own directory: they run side by side. Results and
+    // errors are taken in the old order (checks, then targets in order), so output and
+    // bundles do not depend on which finishes first.
+    let (checks, built) = std::thread::scope(|s| {
+        let checks = s.spawn(|| checks::run(&loaded, &rendered, args.strictness, progress));
+        let built = (|| -> Result<(String, Vec<Prepared>)> {
+            progress.step("go mod download, verify, vendor");
+            gobuild::vendor(&src)?;
+            let go_version = gobuild::go_version()?;
+            let builds: Vec<_> = targets
+                .iter()
+                .map(|&target| {
+                    let (loaded, rendered, src, payload_dir) =
+                        (&loaded, &rendered, &src, &payload_dir);
+                    let revision = revision.clone();
+                    s.spawn(move || {
+                        progress.step(&format!("go build for {target}"));
+                        prepare_target(
+                            loaded,
+                            rendered,
+                            src,
+                            payload_dir,
+                            target,
+                            sde,
+                            revision,
+                            dirty,
+                            args.strictness,
+                            progress,
+                        )
+                    })
+                })
+                .collect();
+            let prepared = builds
+                .into_iter()
+                .map(|b| b.join().expect("a build thread panicked"))
+                .collect::<Result<Vec<_>>>()?;
+            Ok((go_version, prepared))
+        })();
+        (checks.join().expect("the check thread panicked"), built)
+    });
+    let mut check_results = checks?;
+    let (go_version, prepared) = built?;
 
     for prep in &prepared {
         check_results.extend(prep.checks.iter().cloned());
@@ -166,19 +189,31 @@ pub fn run(args: &BuildArgs, progress: &Progress) -> Result<BuildReport> {
     // Phase 2: nothing above wrote to OUT.
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
-    let mut bundles = Vec::new();
-    for prep in &prepared {
-        progress.step(&format!("packing {}", prep.manifest.bundle_file_name()));
-        bundles.push(pack(
-            &loaded,
-            prep,
-            &sk,
-            &args.out,
-            sde,
-            p.build.zstd_level,
-            progress,
-        )?);
-    }
+    // Each target's bundle is its own file: packed side by side, reported in order.
+    let bundles = std::thread::scope(|s| {
+        let packs: Vec<_> = prepared
+            .iter()
+            .map(|prep| {
+                let (loaded, sk, out) = (&loaded, &sk, &args.out);
+                s.spawn(move || {
+                    progress.step(&format!("packing {}", prep.manifest.bundle_file_name()));
+                    pack(
+                        loaded,
+                        prep,
+                        sk,
+                        out,
+                        sde,
+                        loaded.project.build.zstd_level,
+                        progress,
+                    )
+                })
+            })
+            .collect();
+        packs
+            .into_iter()
+            .map(|h| h.join().expect("a packing thread panicked"))
+            .collect::<Result<Vec<_>>>()
+    })?;
     progress.step("writing SHA256SUMS and SHA256SUMS.sig");
     let (sums_path, sums_sig) = sums::write(&args.out, &sk)?;
     progress.finish();

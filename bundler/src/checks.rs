@@ -273,17 +273,22 @@ fn config_syntax(rendered: &Rendered) -> Vec<CheckResult> {
     out
 }
 
-/// Copies a directory tree, keeping symlinks as symlinks.
+/// Mirrors a directory tree for reading: files and symlinks hard-linked where the
+/// filesystem allows (no new inodes: the system's unit directory has hundreds of
+/// entries, and this runs on every build), else copied, symlinks kept as symlinks.
+/// Nothing in the mirror is ever written to.
 fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
     std::fs::create_dir_all(dst)?;
     for entry in std::fs::read_dir(src).with_context(|| format!("reading {}", src.display()))? {
         let entry = entry?;
         let (from, to) = (entry.path(), dst.join(entry.file_name()));
         let ty = entry.file_type()?;
-        if ty.is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(&from)?, &to)?;
-        } else if ty.is_dir() {
+        if ty.is_dir() {
             copy_tree(&from, &to)?;
+        } else if (ty.is_symlink() || ty.is_file()) && std::fs::hard_link(&from, &to).is_ok() {
+            // linkat(2) without AT_SYMLINK_FOLLOW links a symlink itself.
+        } else if ty.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&from)?, &to)?;
         } else if ty.is_file() {
             std::fs::copy(&from, &to)?;
         }

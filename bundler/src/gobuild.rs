@@ -100,8 +100,20 @@ pub fn vendor(build_dir: &Path) -> Result<()> {
         .args(["mod", "download", "-x"])
         .env("GOFLAGS", "-mod=mod"))
     .context("downloading Go modules")?;
-    run(go(build_dir).args(["mod", "verify"])).context("verifying Go modules against go.sum")?;
-    run(go(build_dir).args(["mod", "vendor"])).context("vendoring Go modules")?;
+    // Both only read the module cache: verify it while vendor copies from it. vendor/ is
+    // used only once verify has passed.
+    let mut verify = go(build_dir);
+    verify.args(["mod", "verify"]);
+    let verified = std::thread::scope(|s| {
+        let verify = s.spawn(|| run(&mut verify));
+        let vendored = run(go(build_dir).args(["mod", "vendor"]));
+        (
+            verify.join().expect("the go mod verify thread panicked"),
+            vendored,
+        )
+    });
+    verified.0.context("verifying Go modules against go.sum")?;
+    verified.1.context("vendoring Go modules")?;
     Ok(())
 }
 
