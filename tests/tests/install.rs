@@ -1041,6 +1041,13 @@ fn upgrade_keeps_edited_config_and_a_crashing_release_is_rolled_back() {
                 .any(|l| l.starts_with('+') && l.contains(GREETING_2)),
         "the reported diff does not show the greetings:\n{diff}"
     );
+    // A real unified diff: patch(1) turns the kept file into the new default with it.
+    ensure_eq!(
+        case,
+        patched(&edited, diff),
+        case.sh("cat /etc/hello/hello.toml.new"),
+        "the kept config patched with the reported diff"
+    );
     ensure_eq!(
         case,
         case.sh("cat /etc/hello/hello.toml"),
@@ -1501,4 +1508,20 @@ fn static_installer_is_small_static_and_runs_on_a_bare_host() {
         &serde_json::json!([]),
         "list on a fresh host"
     );
+}
+
+/// `old` with a unified diff applied by patch(1), the independent judge of the format.
+fn patched(old: &str, diff: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config");
+    fs::write(&file, old).unwrap();
+    let mut child = Command::new("patch")
+        .args(["--quiet", "--force"])
+        .arg(&file)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("patch(1)");
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), diff.as_bytes()).unwrap();
+    assert!(child.wait().unwrap().success(), "patch refused:\n{diff}");
+    fs::read_to_string(&file).unwrap()
 }
