@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context as _, Result};
 use ferry_format::archive::read_verified_manifest;
 use ferry_format::digest::sha256_file;
-use ferry_format::install::{HostPath, Install, Name, OnUpgrade};
+use ferry_format::install::{ConfigFile, HostPath, Install, Name, OnUpgrade};
 use ferry_format::keyring::Keyring;
 use ferry_format::manifest::{Arch, Manifest};
 use ferry_format::verify::Failed;
@@ -92,7 +92,8 @@ pub struct Plan {
 #[derive(Debug, Serialize)]
 pub struct ConfigChange {
     pub path: String,
-    /// `created`, `replaced`, `kept`, `unchanged`
+    /// `created`, `replaced`, `kept`, `unchanged`; a dry run's config too large to diff
+    /// (over 1 MiB) that differs from the host's is `differs`.
     pub action: &'static str,
     /// Where the new default went when the host's file was kept.
     pub new_default: Option<String>,
@@ -116,6 +117,9 @@ pub struct InstallReport {
     pub started: bool,
     pub message: String,
 }
+
+/// Largest config a dry run holds in memory to diff.
+const MAX_DIFFED: u64 = 1 << 20;
 
 pub fn step(msg: &str) {
     eprintln!("ferry-install: {msg}");
@@ -387,13 +391,60 @@ pub fn run(args: &InstallArgs) -> Result<InstallReport> {
     );
     if args.apply == Apply::DryRun || unchanged {
         step("verifying every file of the bundle (nothing is written)");
+        // A dry run reports what would happen to each config, diffs included: the
+        // environment's config members are kept in memory as they stream past (they are
+        // small; one larger than MAX_DIFFED is reported without a diff).
+        let configs: Vec<&ConfigFile> = manifest
+            .install
+            .configs
+            .iter()
+            .filter(|c| c.env == env)
+            .collect();
+        let mut contents = std::collections::BTreeMap::<String, Vec<u8>>::new();
         let outcome = crate::kit::verify_source(
             &args.bundle,
             args.kit.as_ref(),
             &args.keyring,
             &args.limits,
-            &mut |_, r| std::io::copy(r, &mut std::io::sink()).map(|_| ()),
+            &mut |e, r| {
+                if args.apply == Apply::DryRun
+                    && e.size <= MAX_DIFFED
+                    && configs.iter().any(|c| c.source == e.path)
+                {
+                    let mut data = Vec::new();
+                    r.read_to_end(&mut data)?;
+                    contents.insert(e.path.to_string(), data);
+                    Ok(())
+                } else {
+                    std::io::copy(r, &mut std::io::sink()).map(|_| ())
+                }
+            },
         )?;
+        if args.apply == Apply::DryRun {
+            for c in configs {
+                let old = std::fs::read(host.path(&c.dest)).ok();
+                report.configs.push(match contents.get(c.source.as_str()) {
+                    Some(data) => config_change(host, &app, c, old.as_deref(), data),
+                    // Too large to hold: compared by digest, not diffed.
+                    None => ConfigChange {
+                        path: c.dest.to_string(),
+                        action: match &old {
+                            None => "created",
+                            Some(o)
+                                if manifest
+                                    .file(c.source.as_str())
+                                    .is_some_and(|f| f.sha256 == ferry_format::Sha256::of(o)) =>
+                            {
+                                "unchanged"
+                            }
+                            Some(_) => "differs",
+                        },
+                        new_default: None,
+                        diff: None,
+                    },
+                });
+            }
+        }
         report.bundle_sha256 = Some(outcome.verified.bundle.sha256.to_string());
         // A dry run answers "would a real run change the host?", as `--check` does in
         // configuration tools; the real run reports what it did.
@@ -635,51 +686,12 @@ fn apply_changes(
             .gid(c.group.as_str())
             .ok_or_else(|| anyhow!("no group {}", c.group))?;
         let existing = std::fs::read(&dest).ok();
-        let change = match existing {
-            None => {
-                journal.put_file(&dest, &data, uid, gid, c.mode.bits())?;
-                ConfigChange {
-                    path: c.dest.to_string(),
-                    action: "created",
-                    new_default: None,
-                    diff: None,
-                }
-            }
-            Some(old) if old == data => {
-                journal.put_file(&dest, &data, uid, gid, c.mode.bits())?;
-                ConfigChange {
-                    path: c.dest.to_string(),
-                    action: "unchanged",
-                    new_default: None,
-                    diff: None,
-                }
-            }
-            Some(old) => {
-                let diff = Some(crate::diff::unified(&c.dest.to_string(), &old, &data));
-                // `preserve` keeps what an operator edited; a file that is still exactly a
-                // default ferry installed was never edited and takes the new default.
-                if c.on_upgrade == OnUpgrade::Preserve
-                    && !is_recorded_default(host, app, &c.dest, &old)
-                {
-                    let beside = PathBuf::from(format!("{}.new", dest.display()));
-                    journal.put_file(&beside, &data, uid, gid, c.mode.bits())?;
-                    ConfigChange {
-                        path: c.dest.to_string(),
-                        action: "kept",
-                        new_default: Some(format!("{}.new", c.dest)),
-                        diff,
-                    }
-                } else {
-                    journal.put_file(&dest, &data, uid, gid, c.mode.bits())?;
-                    ConfigChange {
-                        path: c.dest.to_string(),
-                        action: "replaced",
-                        new_default: None,
-                        diff,
-                    }
-                }
-            }
+        let change = config_change(host, app, c, existing.as_deref(), &data);
+        let target = match &change.new_default {
+            Some(_) => PathBuf::from(format!("{}.new", dest.display())),
+            None => dest,
         };
+        journal.put_file(&target, &data, uid, gid, c.mode.bits())?;
         report.configs.push(change);
     }
     for s in &inst.secrets {
@@ -719,6 +731,39 @@ fn apply_changes(
         }
     }
     Ok(files)
+}
+
+/// What installing config `c` with contents `data` does where the host has `old`:
+/// `created`, `unchanged`, `replaced`, or `kept` (the new default then goes beside it as
+/// `NAME.new`), with the diff when they differ.
+fn config_change(
+    host: &Host,
+    app: &str,
+    c: &ConfigFile,
+    old: Option<&[u8]>,
+    data: &[u8],
+) -> ConfigChange {
+    let change = |action, new_default, diff| ConfigChange {
+        path: c.dest.to_string(),
+        action,
+        new_default,
+        diff,
+    };
+    match old {
+        None => change("created", None, None),
+        Some(old) if old == data => change("unchanged", None, None),
+        Some(old) => {
+            let diff = Some(crate::diff::unified(&c.dest.to_string(), old, data));
+            // `preserve` keeps what an operator edited; a file that is still exactly a
+            // default ferry installed was never edited and takes the new default.
+            if c.on_upgrade == OnUpgrade::Preserve && !is_recorded_default(host, app, &c.dest, old)
+            {
+                change("kept", Some(format!("{}.new", c.dest)), diff)
+            } else {
+                change("replaced", None, diff)
+            }
+        }
+    }
 }
 
 /// Whether `data` is byte for byte the default that a release ferry still records (the

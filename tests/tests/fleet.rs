@@ -766,7 +766,19 @@ fn ansible_rolls_out_to_a_fleet_on_a_private_network() {
         );
     }
 
-    // 6. Rolling upgrade to a good release, with --diff: the config diff shows.
+    // 6. Rolling upgrade to a good release, with --diff: the config diff shows, first as
+    //    what --check predicts (changing nothing), then as what the upgrade did.
+    let before: Vec<String> = hosts.iter().map(snapshot).collect();
+    let play = control.play("site.yml", &["--check", "--diff", "-e", &bundle("1.1.0")]);
+    play.assert_succeeded();
+    play.assert(
+        play.output
+            .contains(&format!("+greeting = \\\"{GREETING_11}\\\"")),
+        "--check --diff shows no config diff",
+    );
+    for (name, (host, before)) in names.iter().zip(hosts.iter().zip(&before)) {
+        assert_unchanged(name, before, &snapshot(host));
+    }
     let play = control.play("rolling.yml", &["--diff", "-e", &bundle("1.1.0")]);
     play.assert_succeeded();
     play.assert(

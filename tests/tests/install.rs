@@ -827,6 +827,15 @@ fn dry_run_prints_the_plan_and_changes_nothing() {
     let run = case.install(&amd64("1.0.0"), &["--dry-run"]);
     let r = run.result();
     ensure_eq!(case, r["dry_run"], true, "dry_run");
+    let created = r["configs"].as_array().is_some_and(|c| {
+        c.iter()
+            .any(|c| c["path"] == "/etc/hello/hello.toml" && c["action"] == "created")
+    });
+    ensure!(
+        case,
+        created,
+        "the dry run does not say it would create /etc/hello/hello.toml: {r:#}"
+    );
     // For a dry run, `changed` says whether a real run would change the host.
     ensure_eq!(case, r["changed"], true, "changed (would change)");
     ensure_eq!(case, r["started"], false, "started");
@@ -1005,9 +1014,19 @@ fn upgrade_keeps_edited_config_and_a_crashing_release_is_rolled_back() {
         "the edit did not land:\n{edited}"
     );
 
+    // The dry run of the upgrade predicts the config report of the real one.
+    let dry = case.install(&amd64("2.0.0"), &["--dry-run"]);
+    let predicted = dry.result()["configs"].clone();
+
     let run = case.install(&amd64("2.0.0"), &[]);
     let r = run.result();
     ensure_eq!(case, r["changed"], true, "upgrade: changed");
+    ensure_eq!(
+        case,
+        &predicted,
+        &r["configs"],
+        "the configs the dry run predicted vs the upgrade's"
+    );
     ensure_eq!(
         case,
         r["previous_version"],
