@@ -1467,6 +1467,71 @@ fn crashing_first_install_leaves_no_service_behind() {
     case.assert_serving("1.0.0");
 }
 
+/// `scripts/build-installer` is reproducible: the same sources in another directory, built
+/// into another target directory, give the same bytes (paths are remapped, no build id).
+#[test]
+fn static_installer_build_is_reproducible() {
+    bundles();
+    let root = workspace_root();
+    let tmp = tempfile::Builder::new()
+        .prefix("repro-")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap();
+    let src = tmp.path().join("elsewhere");
+    // The working tree's files (tracked, and new ones not ignored), as they are now.
+    let files = run_ok(Command::new("git").current_dir(&root).args([
+        "ls-files",
+        "-z",
+        "--cached",
+        "--others",
+        "--exclude-standard",
+    ]));
+    for rel in files.stdout.split(|&b| b == 0).filter(|r| !r.is_empty()) {
+        let rel = Path::new(std::str::from_utf8(rel).unwrap());
+        let from = root.join(rel);
+        if !from.is_file() {
+            continue; // deleted in the working tree
+        }
+        fs::create_dir_all(src.join(rel).parent().unwrap()).unwrap();
+        fs::copy(&from, src.join(rel)).unwrap();
+    }
+    let epoch = run_ok(
+        Command::new("git")
+            .current_dir(&root)
+            .args(["log", "-1", "--format=%ct"]),
+    );
+    let target = tmp.path().join("target");
+    let out = run_ok(
+        Command::new(src.join("scripts/build-installer"))
+            .current_dir(&src)
+            .env("CARGO_TARGET_DIR", &target)
+            .env(
+                "SOURCE_DATE_EPOCH",
+                String::from_utf8_lossy(&epoch.stdout).trim(),
+            )
+            .stdin(Stdio::null()),
+    );
+    let rebuilt = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    assert!(
+        rebuilt.starts_with(&target),
+        "built {} outside {}",
+        rebuilt.display(),
+        target.display()
+    );
+    let (a, b) = (
+        fs::read(static_installer()).unwrap(),
+        fs::read(&rebuilt).unwrap(),
+    );
+    assert!(
+        a == b,
+        "{} ({} bytes) and {} ({} bytes) differ",
+        static_installer().display(),
+        a.len(),
+        rebuilt.display(),
+        b.len()
+    );
+}
+
 #[test]
 fn static_installer_is_small_static_and_runs_on_a_bare_host() {
     bundles();
