@@ -149,33 +149,21 @@ pub fn run(args: &BuildArgs, progress: &Progress) -> Result<BuildReport> {
             progress.step("go mod download, verify, vendor");
             gobuild::vendor(&src)?;
             let go_version = gobuild::go_version()?;
-            let builds: Vec<_> = targets
-                .iter()
-                .map(|&target| {
-                    let (loaded, rendered, src, payload_dir) =
-                        (&loaded, &rendered, &src, &payload_dir);
-                    let revision = revision.clone();
-                    s.spawn(move || {
-                        progress.step(&format!("go build for {target}"));
-                        prepare_target(
-                            loaded,
-                            rendered,
-                            src,
-                            payload_dir,
-                            target,
-                            sde,
-                            revision,
-                            dirty,
-                            args.strictness,
-                            progress,
-                        )
-                    })
-                })
-                .collect();
-            let prepared = builds
-                .into_iter()
-                .map(|b| b.join().expect("a build thread panicked"))
-                .collect::<Result<Vec<_>>>()?;
+            let prepared = each_in_parallel(&targets, |&target| {
+                progress.step(&format!("go build for {target}"));
+                prepare_target(
+                    &loaded,
+                    &rendered,
+                    &src,
+                    &payload_dir,
+                    target,
+                    sde,
+                    revision.clone(),
+                    dirty,
+                    args.strictness,
+                    progress,
+                )
+            })?;
             Ok((go_version, prepared))
         })();
         (checks.join().expect("the check thread panicked"), built)
@@ -190,29 +178,17 @@ pub fn run(args: &BuildArgs, progress: &Progress) -> Result<BuildReport> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     // Each target's bundle is its own file: packed side by side, reported in order.
-    let bundles = std::thread::scope(|s| {
-        let packs: Vec<_> = prepared
-            .iter()
-            .map(|prep| {
-                let (loaded, sk, out) = (&loaded, &sk, &args.out);
-                s.spawn(move || {
-                    progress.step(&format!("packing {}", prep.manifest.bundle_file_name()));
-                    pack(
-                        loaded,
-                        prep,
-                        sk,
-                        out,
-                        sde,
-                        loaded.project.build.zstd_level,
-                        progress,
-                    )
-                })
-            })
-            .collect();
-        packs
-            .into_iter()
-            .map(|h| h.join().expect("a packing thread panicked"))
-            .collect::<Result<Vec<_>>>()
+    let bundles = each_in_parallel(&prepared, |prep| {
+        progress.step(&format!("packing {}", prep.manifest.bundle_file_name()));
+        pack(
+            &loaded,
+            prep,
+            &sk,
+            &args.out,
+            sde,
+            p.build.zstd_level,
+            progress,
+        )
     })?;
     progress.step("writing SHA256SUMS and SHA256SUMS.sig");
     let (sums_path, sums_sig) = sums::write(&args.out, &sk)?;
@@ -227,6 +203,22 @@ pub fn run(args: &BuildArgs, progress: &Progress) -> Result<BuildReport> {
         sha256sums: sums_path.display().to_string(),
         sha256sums_sig: sums_sig.display().to_string(),
         checks: check_results,
+    })
+}
+
+/// `f` on every item, each on its own thread; the results in the items' order, and of
+/// several errors the first item's.
+fn each_in_parallel<T: Sync, R: Send>(
+    items: &[T],
+    f: impl Fn(&T) -> Result<R> + Sync,
+) -> Result<Vec<R>> {
+    std::thread::scope(|s| {
+        let f = &f;
+        let workers: Vec<_> = items.iter().map(|item| s.spawn(move || f(item))).collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("a worker thread panicked"))
+            .collect()
     })
 }
 

@@ -104,7 +104,7 @@ pub fn vendor(build_dir: &Path) -> Result<()> {
     // used only once verify has passed.
     let mut verify = go(build_dir);
     verify.args(["mod", "verify"]);
-    let verified = std::thread::scope(|s| {
+    let (verified, vendored) = std::thread::scope(|s| {
         let verify = s.spawn(|| run(&mut verify));
         let vendored = run(go(build_dir).args(["mod", "vendor"]));
         (
@@ -112,8 +112,8 @@ pub fn vendor(build_dir: &Path) -> Result<()> {
             vendored,
         )
     });
-    verified.0.context("verifying Go modules against go.sum")?;
-    verified.1.context("vendoring Go modules")?;
+    verified.context("verifying Go modules against go.sum")?;
+    vendored.context("vendoring Go modules")?;
     Ok(())
 }
 
