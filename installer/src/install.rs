@@ -92,11 +92,12 @@ pub struct Plan {
 #[derive(Debug, Serialize)]
 pub struct ConfigChange {
     pub path: String,
-    /// `created`, `replaced`, `kept`, `unchanged`; a dry run's config too large to diff
-    /// (over 1 MiB) that differs from the host's is `differs`.
+    /// `created`, `replaced`, `kept`, `unchanged`
     pub action: &'static str,
     /// Where the new default went when the host's file was kept.
     pub new_default: Option<String>,
+    /// `diff -u` of the host's file against the new one; none for a dry run's config over
+    /// 1 MiB.
     pub diff: Option<String>,
 }
 
@@ -393,7 +394,7 @@ pub fn run(args: &InstallArgs) -> Result<InstallReport> {
         step("verifying every file of the bundle (nothing is written)");
         // A dry run reports what would happen to each config, diffs included: the
         // environment's config members are kept in memory as they stream past (they are
-        // small; one larger than MAX_DIFFED is reported without a diff).
+        // small; one larger than MAX_DIFFED is judged by its digest, without a diff).
         let configs: Vec<&ConfigFile> = manifest
             .install
             .configs
@@ -423,26 +424,17 @@ pub fn run(args: &InstallArgs) -> Result<InstallReport> {
         if args.apply == Apply::DryRun {
             for c in configs {
                 let old = std::fs::read(host.path(&c.dest)).ok();
-                report.configs.push(match contents.get(c.source.as_str()) {
-                    Some(data) => config_change(host, &app, c, old.as_deref(), data),
-                    // Too large to hold: compared by digest, not diffed.
-                    None => ConfigChange {
-                        path: c.dest.to_string(),
-                        action: match &old {
-                            None => "created",
-                            Some(o)
-                                if manifest
-                                    .file(c.source.as_str())
-                                    .is_some_and(|f| f.sha256 == ferry_format::Sha256::of(o)) =>
-                            {
-                                "unchanged"
-                            }
-                            Some(_) => "differs",
-                        },
-                        new_default: None,
-                        diff: None,
-                    },
-                });
+                let file = manifest
+                    .file(c.source.as_str())
+                    .expect("Manifest::validate: every config source is a member");
+                report.configs.push(config_change(
+                    host,
+                    &app,
+                    c,
+                    old.as_deref(),
+                    file.sha256,
+                    contents.get(c.source.as_str()).map(Vec::as_slice),
+                ));
             }
         }
         report.bundle_sha256 = Some(outcome.verified.bundle.sha256.to_string());
@@ -686,7 +678,16 @@ fn apply_changes(
             .gid(c.group.as_str())
             .ok_or_else(|| anyhow!("no group {}", c.group))?;
         let existing = std::fs::read(&dest).ok();
-        let change = config_change(host, app, c, existing.as_deref(), &data);
+        let change = config_change(
+            host,
+            app,
+            c,
+            existing.as_deref(),
+            m.file(c.source.as_str())
+                .expect("Manifest::validate: every config source is a member")
+                .sha256,
+            Some(&data),
+        );
         let target = match &change.new_default {
             Some(_) => PathBuf::from(format!("{}.new", dest.display())),
             None => dest,
@@ -733,15 +734,16 @@ fn apply_changes(
     Ok(files)
 }
 
-/// What installing config `c` with contents `data` does where the host has `old`:
-/// `created`, `unchanged`, `replaced`, or `kept` (the new default then goes beside it as
-/// `NAME.new`), with the diff when they differ.
+/// What installing config `c` (digest `sha256`; its bytes `data` when at hand, to diff)
+/// does where the host has `old`: `created`, `unchanged`, `replaced`, or `kept` (the new
+/// default then goes beside it as `NAME.new`), with the diff when they differ.
 fn config_change(
     host: &Host,
     app: &str,
     c: &ConfigFile,
     old: Option<&[u8]>,
-    data: &[u8],
+    sha256: ferry_format::Sha256,
+    data: Option<&[u8]>,
 ) -> ConfigChange {
     let change = |action, new_default, diff| ConfigChange {
         path: c.dest.to_string(),
@@ -751,9 +753,9 @@ fn config_change(
     };
     match old {
         None => change("created", None, None),
-        Some(old) if old == data => change("unchanged", None, None),
+        Some(old) if ferry_format::Sha256::of(old) == sha256 => change("unchanged", None, None),
         Some(old) => {
-            let diff = Some(crate::diff::unified(&c.dest.to_string(), old, data));
+            let diff = data.map(|d| crate::diff::unified(&c.dest.to_string(), old, d));
             // `preserve` keeps what an operator edited; a file that is still exactly a
             // default ferry installed was never edited and takes the new default.
             if c.on_upgrade == OnUpgrade::Preserve && !is_recorded_default(host, app, &c.dest, old)

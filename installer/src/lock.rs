@@ -23,7 +23,13 @@ pub struct HostLock {
 /// Takes the lock on `root` or fails at once (exit 4) if another process holds it:
 /// configuration tools retry, and a field engineer should see that something else runs.
 pub fn acquire(root: &Path) -> Result<HostLock> {
-    let dir = File::open(root).with_context(|| format!("opening {}", root.display()))?;
+    // A root that is not there is the caller's mistake, found before anything is read.
+    let dir = File::open(root).map_err(|e| {
+        anyhow!(Precondition(format!(
+            "{} cannot be opened as the root to install into: {e}",
+            root.display()
+        )))
+    })?;
     match Flock::lock(dir, FlockArg::LockExclusiveNonblock) {
         Ok(lock) => Ok(HostLock { _lock: lock }),
         Err((_, Errno::EWOULDBLOCK)) => Err(anyhow!(Precondition(format!(
@@ -47,5 +53,13 @@ mod tests {
         assert!(err.to_string().contains("another ferry-install"), "{err}");
         drop(held);
         acquire(dir.path()).expect("free again once the holder is gone");
+    }
+
+    #[test]
+    fn a_root_that_is_not_there_is_a_precondition_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = acquire(&dir.path().join("missing")).unwrap_err();
+        assert!(err.is::<Precondition>(), "{err:#}");
+        assert!(err.to_string().contains("missing"), "{err}");
     }
 }
