@@ -71,10 +71,11 @@ fn bad(problems: Vec<String>) -> Result<()> {
     }
 }
 
-/// A detached signature the index lists (a part of its own); missing, it has the label
-/// as its path, so the verifier reports it missing by that name.
+/// A detached signature the index lists (a part of its own); without a path when the
+/// index lists none or no volume has it, so it is reported missing by its name and never
+/// looked for anywhere else (such as the working directory).
 fn minisig(index: &Index, bundle: &str, vols: &Volumes) -> PartSource {
-    let m = index.minisig_for(bundle).map_or_else(
+    index.minisig_for(bundle).map_or_else(
         || PartSource {
             label: format!("{bundle}.minisig"),
             path: None,
@@ -82,11 +83,7 @@ fn minisig(index: &Index, bundle: &str, vols: &Volumes) -> PartSource {
             sha256: Sha256::of(b""),
         },
         |m| PartSource::new(&m.parts[0], vols),
-    );
-    PartSource {
-        path: Some(m.path.clone().unwrap_or_else(|| PathBuf::from(&m.label))),
-        ..m
-    }
+    )
 }
 
 /// What `install PATH` means when PATH is a kit: a kit directory or `kit.index` (the
@@ -169,9 +166,14 @@ fn verify_parts(
     sink: Sink<'_>,
 ) -> (PartsReader, Result<Outcome, VerifyError>) {
     let mut r = PartsReader::new(parts);
-    let sig = sig.path.clone().unwrap_or_default();
-    let result = read_detached_signature(&sig, limits, DetachedPolicy::Required)
-        .and_then(|s| verify_reader(&mut r, s.map(|s| (sig, s)), keyring, limits, sink));
+    let result = match &sig.path {
+        None => Err(VerifyError::DetachedMissing {
+            path: PathBuf::from(&sig.label),
+        }),
+        Some(sig) => read_detached_signature(sig, limits, DetachedPolicy::Required).and_then(|s| {
+            verify_reader(&mut r, s.map(|s| (sig.clone(), s)), keyring, limits, sink)
+        }),
+    };
     r.drain();
     (r, result)
 }
