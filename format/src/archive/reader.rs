@@ -171,6 +171,8 @@ fn missing(path: &str, ended: &Ended) -> BundleError {
 }
 
 /// Checks the parts of a member header the format fixes, before any data is read.
+// Callers have run `check_type` first: a link or device is refused before its name is
+// compared with the manifest.
 fn check_header<R: Read>(
     entry: &tar::Entry<'_, R>,
     path: &str,
@@ -183,7 +185,6 @@ fn check_header<R: Read>(
         path: path.to_owned(),
         detail,
     };
-    check_type(entry)?;
     let size = h.size().map_err(|e| bad(e.to_string()))?;
     if let Some((max, limit)) = size_max {
         if size > max {
