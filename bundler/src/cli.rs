@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use ferry_format::manifest::Target;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -71,8 +72,8 @@ pub enum Command {
         #[arg(long, value_name = "OUT", default_value = "out")]
         out: PathBuf,
         /// Target to build (repeatable), e.g. linux/arm64; default: ferry.toml's.
-        #[arg(long = "target", value_name = "linux/ARCH")]
-        targets: Vec<String>,
+        #[arg(long = "target", value_name = "linux/ARCH", value_parser = parse_target)]
+        targets: Vec<Target>,
         /// Fail, instead of warning, when a build-time check fails or a unit's
         /// security exposure is above the project's threshold.
         #[arg(long)]
@@ -113,8 +114,8 @@ pub enum Command {
         app: String,
         #[arg(long, value_name = "V")]
         version: String,
-        #[arg(long, value_name = "linux/ARCH")]
-        target: String,
+        #[arg(long, value_name = "linux/ARCH", value_parser = parse_target)]
+        target: Target,
         /// minisign secret key (passphrase from `FERRY_PASSPHRASE` or a prompt).
         #[arg(long, value_name = "KEY")]
         key: PathBuf,
@@ -122,7 +123,8 @@ pub enum Command {
         #[arg(long, value_name = "OUT")]
         out: PathBuf,
         /// zstd level (1-22).
-        #[arg(long, value_name = "N", default_value_t = 9)]
+        #[arg(long, value_name = "N", default_value_t = 9,
+              value_parser = clap::value_parser!(i32).range(1..=22))]
         level: i32,
     },
     /// Show a bundle's manifest, files, modules and signer (verifies nothing).
@@ -152,4 +154,9 @@ impl Command {
             Self::Verify { .. } => "verify",
         }
     }
+}
+
+/// `--target` values: a bad one is a usage error (exit 2), found before any work.
+fn parse_target(s: &str) -> Result<Target, String> {
+    Target::parse(s).ok_or_else(|| format!("unsupported target {s:?} (linux/amd64 or linux/arm64)"))
 }

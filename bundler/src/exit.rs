@@ -4,8 +4,16 @@ use ferry_format::archive::BundleError;
 use ferry_format::report::Code;
 use ferry_format::verify::VerifyError;
 
+/// The command line asks for something impossible that clap cannot see (exit 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Usage(pub String);
+
 pub fn code(err: &anyhow::Error) -> Code {
     for cause in err.chain() {
+        if cause.is::<Usage>() {
+            return Code::Usage;
+        }
         if let Some(v) = cause.downcast_ref::<VerifyError>() {
             return if v.is_verification() {
                 Code::VerificationFailed

@@ -1,7 +1,6 @@
 use clap::Parser as _;
 use ferry::cli::{Cli, Command};
 use ferry::{build, checks, exit, inspect, keys, kit, progress, trust_cmd, verify};
-use ferry_format::manifest::Target;
 use ferry_format::report::{print_error, print_json, Code};
 use ferry_format::verify::DetachedPolicy;
 
@@ -63,14 +62,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             targets,
             strict,
         } => {
-            let targets = targets
-                .iter()
-                .map(|t| {
-                    Target::parse(t).ok_or_else(|| {
-                        anyhow::anyhow!("unsupported target {t:?} (linux/amd64 or linux/arm64)")
-                    })
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?;
             let args = build::BuildArgs {
                 dir,
                 key,
@@ -125,9 +116,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             out,
             level,
         } => {
-            let target = Target::parse(&target).ok_or_else(|| {
-                anyhow::anyhow!("unsupported target {target:?} (linux/amd64 or linux/arm64)")
-            })?;
             let r = ferry::pack_cmd::run(&ferry::pack_cmd::PackArgs {
                 dir,
                 app,

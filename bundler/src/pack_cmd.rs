@@ -243,15 +243,25 @@ fn install_section(app: &str, version: &str, files: &[FileEntry]) -> Result<Inst
 }
 
 pub fn run(args: &PackArgs) -> Result<PackReport> {
-    Name::new(&args.app).context("--app")?;
+    let usage = |msg: String| anyhow!(crate::exit::Usage(msg));
+    Name::new(&args.app).map_err(|e| usage(format!("--app: {e}")))?;
     if !valid_version(&args.version) {
-        bail!(
+        return Err(usage(format!(
             "--version {:?} must be [0-9A-Za-z._+~-], starting with a letter or digit",
             args.version
-        );
+        )));
     }
-    if !(1..=22).contains(&args.level) {
-        bail!("--level must be 1..=22");
+    // An output inside DIR would be packed by the next run: not byte-identical on repeat.
+    let (dir_abs, out_abs) = (
+        std::path::absolute(&args.dir)?,
+        std::path::absolute(&args.out)?,
+    );
+    if out_abs.starts_with(&dir_abs) {
+        return Err(usage(format!(
+            "--out {} is inside {}, which is what gets packed",
+            args.out.display(),
+            args.dir.display()
+        )));
     }
     let sde = source_date_epoch()?;
     let sk = keys::load_secret(&args.key)?;

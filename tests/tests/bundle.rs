@@ -1247,6 +1247,67 @@ fn golden(name: &str, cmd: &mut Command) {
     );
 }
 
+/// Impossible command lines exit 2 (usage) with one error line, before any work and
+/// without writing anything.
+#[test]
+fn bad_command_lines_exit_2_and_write_nothing() {
+    let s = shared();
+    let tmp = tempdir();
+    let payload = tmp.path().join("payload");
+    fs::create_dir_all(payload.join("bin")).unwrap();
+    fs::write(payload.join("bin/app"), b"#!/bin/sh\n").unwrap();
+    let before = tree_files(tmp.path());
+    let out = tmp.path().join("out");
+    let pack = |extra: &[&str], out: &Path| {
+        let mut cmd = ferry();
+        cmd.arg("pack")
+            .arg(&payload)
+            .args(["--app", "app", "--version", "1.0.0", "--key"])
+            .arg(&s.key)
+            .arg("--out")
+            .arg(out)
+            .args(extra);
+        cmd
+    };
+    let mut cases: Vec<(Command, &str)> = vec![
+        (
+            pack(&["--target", "linux/mips"], &out.join("a.tar.zst")),
+            "unsupported target",
+        ),
+        (
+            pack(
+                &["--target", "linux/amd64", "--level", "30"],
+                &out.join("a.tar.zst"),
+            ),
+            "--level",
+        ),
+        (
+            pack(&["--target", "linux/amd64"], &payload.join("a.tar.zst")),
+            "inside",
+        ),
+    ];
+    let mut build = ferry();
+    build
+        .arg("build")
+        .arg(hello_dir())
+        .arg("--key")
+        .arg(&s.key)
+        .arg("--out")
+        .arg(&out)
+        .args(["--target", "windows/amd64"]);
+    cases.push((build, "unsupported target"));
+    for (cmd, needle) in &mut cases {
+        let o = exits(cmd, 2);
+        let err = stderr(&o);
+        assert!(err.contains(*needle), "{needle:?} not in:\n{err}");
+    }
+    assert_eq!(
+        tree_files(tmp.path()),
+        before,
+        "a refused command wrote files"
+    );
+}
+
 #[test]
 fn help_output_matches_golden_files() {
     golden("ferry--help.txt", ferry().arg("--help"));
