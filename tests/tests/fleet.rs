@@ -389,6 +389,7 @@ impl Play {
 
     fn assert_succeeded(&self) {
         self.assert(self.code == Some(0), "ansible-playbook failed");
+        self.assert(!self.recap.is_empty(), "no PLAY RECAP in the output");
         for (host, r) in &self.recap {
             self.assert(
                 r.failed == 0 && r.unreachable == 0,

@@ -410,6 +410,18 @@ fn every_hostile_bundle_is_refused_and_changes_nothing() {
         }
     }
     eprintln!("{report}");
+    // Every case ran (a filter must match at least one), and the corpus is as large as the
+    // README says.
+    match only.as_deref() {
+        None => {
+            assert_eq!(results.len(), cases.len(), "cases that did not run");
+            assert!(cases.len() >= 171, "only {} hostile cases", cases.len());
+        }
+        Some(o) => assert!(
+            !results.is_empty(),
+            "FERRY_HOSTILE_ONLY={o} matches no case"
+        ),
+    }
     assert!(
         failures.is_empty(),
         "{} of {} cases failed:\n{}",
