@@ -302,9 +302,9 @@ fn prepare_target(
     let manifest = Manifest {
         format_version: FORMAT_VERSION,
         app: App {
-            name: app.clone(),
-            version: p.app.version.clone(),
-            description: p.app.description.clone(),
+            name: ferry_format::layout::AppName::new(app)?,
+            version: ferry_format::manifest::Version::new(&p.app.version)?,
+            description: ferry_format::install::Text::new(&p.app.description)?,
         },
         target,
         build: Build {
@@ -326,6 +326,9 @@ fn prepare_target(
     manifest
         .validate(&ferry_format::Limits::default())
         .context("the manifest ferry built is invalid")?;
+    // The same check every reader makes: a template override that says more than the
+    // manifest fails here, before anything is signed.
+    render::conform(&manifest, &rendered.files)?;
     let files = entries
         .into_iter()
         .map(|(e, source)| PackFile {

@@ -59,7 +59,9 @@ pub fn print_human(i: &Inspection) {
     );
     println!(
         "service:    {} as {}:{}",
-        m.install.unit, m.install.user, m.install.group
+        m.app.name.layout().unit_name(),
+        m.install.user,
+        m.install.group
     );
     println!(
         "envs:       {} (default {})",

@@ -250,8 +250,8 @@ fn collect(args: &KitArgs, pk: &PublicKey) -> Result<(Vec<Item>, Vec<Item>)> {
         items.push(item(Kind::Minisig, format!("{name}.minisig"), &sig, 0o644)?);
         let b = item(
             Kind::Bundle {
-                app: m.app.name.clone(),
-                version: m.app.version.clone(),
+                app: m.app.name.to_string(),
+                version: m.app.version.to_string(),
                 target: m.target.to_string(),
             },
             name,

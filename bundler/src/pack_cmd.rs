@@ -21,9 +21,10 @@ use ferry_format::archive::{write_bundle, PackFile, PackOptions};
 use ferry_format::atomic::{write_atomic, AtomicFile};
 use ferry_format::claims::Claims;
 use ferry_format::digest::{Hasher, Sha256};
-use ferry_format::install::{ConfigFile, Health, HostPath, Install, Name, OnUpgrade, Probe};
+use ferry_format::install::{ConfigFile, HostPath, Install, Name, OnUpgrade, Text};
+use ferry_format::layout::AppName;
 use ferry_format::manifest::{
-    valid_version, App, Build, FileEntry, Manifest, Role, Target, FORMAT_VERSION,
+    valid_version, App, Build, FileEntry, Manifest, Role, Target, Version, FORMAT_VERSION,
 };
 use ferry_format::minisign;
 use ferry_format::mode::Mode;
@@ -182,25 +183,35 @@ fn digest_file(path: &Path, buf: &mut [u8]) -> std::io::Result<(Sha256, u64)> {
     Ok((h.finish(), len))
 }
 
-/// The install section of a project that declares only `[app]`, plus the configs found
-/// under `config/ENV/NAME`.
-fn install_section(app: &str, version: &str, files: &[FileEntry]) -> Result<Install> {
+/// The project a `ferry.toml` with only `[app]` describes.
+fn default_project(app: &str, version: &str) -> Result<project::Project> {
     let mut table = toml::Table::new();
     let mut app_table = toml::Table::new();
     app_table.insert("name".into(), app.into());
     app_table.insert("version".into(), version.into());
     table.insert("app".into(), toml::Value::Table(app_table));
-    let p: project::Project = toml::Value::Table(table)
+    toml::Value::Table(table)
         .try_into()
-        .context("the default project")?;
-    let name = |s: &str| Name::new(s).map_err(anyhow::Error::from);
+        .context("the default project")
+}
 
+/// The default project's install section with the configs found under
+/// `config/ENV/NAME`, each installed as `/etc/APP/NAME` in environment ENV.
+fn install_section(mut install: Install, app: &str, files: &[FileEntry]) -> Result<Install> {
     let mut configs = Vec::new();
     let mut envs: Vec<Name> = Vec::new();
     for f in files.iter().filter(|f| f.role == Role::Config) {
         let parts: Vec<&str> = f.path.as_str().split('/').collect();
-        let [_, env, file] = parts[..] else { continue };
-        let Ok(env) = Name::new(env) else { continue };
+        let (env, file) = match parts[..] {
+            [_, env, file] => (Name::new(env).ok(), file),
+            _ => (None, ""),
+        };
+        let Some(env) = env else {
+            bail!(
+                "{}: a config must be config/ENV/NAME (ENV a lower-case environment name), installed as /etc/{app}/NAME",
+                f.path
+            );
+        };
         if !envs.contains(&env) {
             envs.push(env.clone());
         }
@@ -208,38 +219,20 @@ fn install_section(app: &str, version: &str, files: &[FileEntry]) -> Result<Inst
             env,
             source: f.path.clone(),
             dest: HostPath::new(&format!("/etc/{app}/{file}"))?,
-            owner: name("root")?,
-            group: name(p.group())?,
+            owner: Name::new("root")?,
+            group: install.group.clone(),
             mode: Mode::parse("0640")?,
             on_upgrade: OnUpgrade::Preserve,
         });
     }
     if envs.is_empty() {
-        envs.push(name(&p.default_env())?);
+        envs.push(install.default_env.clone());
     }
     envs.sort();
-    let socket = format!("systemd/{app}.socket");
-    Ok(Install {
-        user: name(p.user())?,
-        group: name(p.group())?,
-        supplementary_groups: Vec::new(),
-        unit: name(&format!("{app}.service"))?,
-        socket_unit: files
-            .iter()
-            .any(|f| f.path.as_str() == socket)
-            .then(|| name(&format!("{app}.socket")))
-            .transpose()?,
-        default_env: envs[0].clone(),
-        environments: envs,
-        directories: render::directories(&p)?,
-        configs,
-        secrets: Vec::new(),
-        health: Health {
-            probe: Probe::None,
-            timeout_secs: p.health.timeout_secs,
-            settle_secs: p.health.settle_secs,
-        },
-    })
+    install.default_env = envs[0].clone();
+    install.environments = envs;
+    install.configs = configs;
+    Ok(install)
 }
 
 pub fn run(args: &PackArgs) -> Result<PackReport> {
@@ -266,7 +259,35 @@ pub fn run(args: &PackArgs) -> Result<PackReport> {
     let sde = source_date_epoch()?;
     let sk = keys::load_secret(&args.key)?;
 
-    let found = collect(&args.dir)?;
+    // The files ferry generates for the default footprint; the tree's own versions, where
+    // it has them, replace them and must conform to the same footprint.
+    let loaded = project::Loaded {
+        dir: args.dir.clone(),
+        project: default_project(&args.app, &args.version)?,
+        targets: vec![args.target],
+    };
+    let rendered = render::render(&loaded)?;
+    let work = tempfile::Builder::new()
+        .prefix("ferry-pack-")
+        .tempdir()
+        .context("creating a work directory")?;
+    let mut found = collect(&args.dir)?;
+    let socket = format!("systemd/{}.socket", args.app);
+    if found.iter().any(|f| f.0.as_str() == socket) {
+        bail!(
+            "{socket}: ferry pack declares no listen addresses (the default footprint); build socket-activated services with ferry build"
+        );
+    }
+    for f in rendered.files.iter().filter(|f| f.role != Role::Config) {
+        if found.iter().any(|x| x.0 == f.path) {
+            continue;
+        }
+        let dest = work.path().join(f.path.as_str());
+        std::fs::create_dir_all(dest.parent().expect("has parent"))?;
+        std::fs::write(&dest, &f.data)?;
+        found.push((f.path.clone(), dest, f.mode, f.role));
+    }
+    found.sort_by(|a, b| a.0.cmp(&b.0));
     let sources: Vec<&Path> = found.iter().map(|f| f.1.as_path()).collect();
     let digests = digest_all(&sources)?;
     let entries: Vec<FileEntry> = found
@@ -280,13 +301,13 @@ pub fn run(args: &PackArgs) -> Result<PackReport> {
             sha256,
         })
         .collect();
-    let install = install_section(&args.app, &args.version, &entries)?;
+    let install = install_section(rendered.install.clone(), &args.app, &entries)?;
     let manifest = Manifest {
         format_version: FORMAT_VERSION,
         app: App {
-            name: args.app.clone(),
-            version: args.version.clone(),
-            description: String::new(),
+            name: AppName::new(&args.app).map_err(|e| usage(format!("--app: {e}")))?,
+            version: Version::new(&args.version)?,
+            description: Text::default(),
         },
         target: args.target,
         build: Build {
@@ -305,6 +326,21 @@ pub fn run(args: &PackArgs) -> Result<PackReport> {
     };
     manifest
         .validate(&ferry_format::Limits::default())
+        .with_context(|| format!("{} cannot be packed as a bundle", args.dir.display()))?;
+    let generated: Vec<render::RenderedFile> = found
+        .iter()
+        .zip(&manifest.files)
+        .filter(|(_, e)| ferry_format::conform::is_generated(&manifest, &e.path))
+        .map(|(f, e)| {
+            Ok(render::RenderedFile {
+                path: e.path.clone(),
+                mode: e.mode,
+                role: e.role,
+                data: std::fs::read(&f.1).with_context(|| format!("reading {}", f.1.display()))?,
+            })
+        })
+        .collect::<Result<_>>()?;
+    render::conform(&manifest, &generated)
         .with_context(|| format!("{} cannot be packed as a bundle", args.dir.display()))?;
     let manifest_bytes = manifest.to_bytes();
     let manifest_sha = Sha256::of(&manifest_bytes);
@@ -417,14 +453,27 @@ mod tests {
             file("config/prod/app.toml", Role::Config),
             file("systemd/app.service", Role::Unit),
         ];
-        let inst = install_section("app", "1.0", &files).unwrap();
+        let base = || {
+            let loaded = project::Loaded {
+                dir: std::path::PathBuf::from("/nonexistent"),
+                project: default_project("app", "1.0").unwrap(),
+                targets: Vec::new(),
+            };
+            render::render(&loaded).unwrap().install
+        };
+        let inst = install_section(base(), "app", &files).unwrap();
         let envs: Vec<&str> = inst.environments.iter().map(Name::as_str).collect();
         assert_eq!(envs, ["dev", "prod"]);
         assert_eq!(inst.default_env.as_str(), "dev");
         assert_eq!(inst.configs[1].dest.as_str(), "/etc/app/app.toml");
         assert_eq!(inst.user.as_str(), "app");
-        assert!(inst.socket_unit.is_none());
-        let none = install_section("app", "1.0", &files[..1]).unwrap();
+        assert!(!inst.service.socket_activated());
+        let none = install_section(base(), "app", &files[..1]).unwrap();
         assert_eq!(none.default_env.as_str(), "default");
+        let stray = [file("config/app.toml", Role::Config)];
+        let e = install_section(base(), "app", &stray)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("config/ENV/NAME"), "{e}");
     }
 }

@@ -151,6 +151,60 @@ pub struct ServiceSection {
     /// `WatchdogSec=` (notify services only): systemd restarts the service when it stops
     /// sending `WATCHDOG=1`.
     pub watchdog_sec: Option<u32>,
+    /// `new`: a system account ferry creates (the default); `existing`: `user` names an
+    /// account the host already has, which the host's policy must allow.
+    #[serde(default = "default_account")]
+    pub account: ferry_format::footprint::Account,
+    /// Sandbox knobs relaxed from ferry's hardened unit (`ferry_format::sandbox`).
+    #[serde(default)]
+    pub sandbox: SandboxSection,
+}
+
+fn default_account() -> ferry_format::footprint::Account {
+    ferry_format::footprint::Account::New
+}
+
+/// `[service.sandbox]`: a `profile` and/or knobs by name (`proc_subset = "all"`,
+/// `private_tmp = false`). Every key is checked against `ferry_format::sandbox::KNOBS`.
+#[derive(Debug, Clone, Deserialize, Default)]
+pub struct SandboxSection {
+    pub profile: Option<String>,
+    #[serde(flatten)]
+    pub knobs: BTreeMap<String, toml::Value>,
+}
+
+impl SandboxSection {
+    /// The knobs as the manifest has them: the profile's settings, then the project's own.
+    pub fn resolve(&self) -> Result<ferry_format::sandbox::Sandbox> {
+        use ferry_format::sandbox;
+        let mut s = sandbox::Sandbox::default();
+        if let Some(name) = &self.profile {
+            let prof = sandbox::profile(name).with_context(|| {
+                format!(
+                    "service.sandbox.profile = {name:?}: known profiles are {}",
+                    sandbox::PROFILES
+                        .iter()
+                        .map(|p| p.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })?;
+            for (k, v) in prof.settings {
+                s.set(k, v).expect("profiles hold valid settings");
+            }
+        }
+        for (k, v) in &self.knobs {
+            let value = match v {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Boolean(true) => "yes".into(),
+                toml::Value::Boolean(false) => "no".into(),
+                other => bail!("service.sandbox.{k} = {other}: expected a string or true/false"),
+            };
+            s.set(k, &value)
+                .map_err(|e| anyhow::anyhow!("service.sandbox: {e}"))?;
+        }
+        Ok(s)
+    }
 }
 
 impl Default for ServiceSection {
@@ -171,6 +225,8 @@ impl Default for ServiceSection {
             extra_address_families: Vec::new(),
             ip_address_allow: Vec::new(),
             watchdog_sec: None,
+            account: default_account(),
+            sandbox: SandboxSection::default(),
         }
     }
 }
@@ -475,7 +531,9 @@ pub fn load(dir: &Path) -> Result<Loaded> {
 }
 
 fn validate(p: &Project) -> Result<Vec<Target>> {
-    Name::new(&p.app.name).context("app.name")?;
+    ferry_format::layout::AppName::new(&p.app.name).context("app.name")?;
+    ferry_format::install::Text::new(&p.app.description).context("app.description")?;
+    p.service.sandbox.resolve()?;
     if !valid_version(&p.app.version) {
         bail!(
             "app.version {:?} must be [0-9A-Za-z._+~-], starting with a letter or digit",
@@ -744,19 +802,19 @@ fn validate_vars(p: &Project) -> Result<()> {
 
 fn validate_layout(p: &Project) -> Result<()> {
     let app = &p.app.name;
-    let allowed = ferry_format::manifest::allowed_prefixes(app);
+    let name = ferry_format::layout::AppName::new(app)?;
+    let allowed = name.layout().prefixes();
     for d in &p.directories {
-        let inside = allowed.iter().any(|a| {
-            d.path == *a
-                || d.path
-                    .strip_prefix(a.as_str())
-                    .is_some_and(|r| r.starts_with('/'))
-        });
+        let inside = HostPath::new(&d.path).is_ok_and(|hp| name.layout().owns(&hp));
         if !inside {
             bail!(
                 "directory {} must be under one of {}",
                 d.path,
-                allowed.join(", ")
+                allowed
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
         }
         for n in [&d.owner, &d.group].into_iter().flatten() {

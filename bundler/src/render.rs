@@ -10,12 +10,16 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context as _, Result};
+use ferry_format::footprint::{
+    AddressFamily, Capability, IpAllow, ListenAddr, ServiceType, Signal,
+};
 use ferry_format::install::{
-    AclEntry, ConfigFile, Directory, Health, HostPath, Install, Keep, Name, OnUpgrade, Probe,
-    Secret, SecretKind,
+    AclEntry, Argv, ConfigFile, Directory, Health, HostPath, HttpUrl, Install, Keep, LogFiles,
+    Name, OnUpgrade, Probe, ProbeAddr, Secret, SecretKind, Service,
 };
 use ferry_format::manifest::Role;
 use ferry_format::mode::Mode;
+use ferry_format::sandbox::Sandbox;
 use ferry_format::EntryPath;
 use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
@@ -192,23 +196,27 @@ fn health(p: &Project) -> Result<Health> {
     let h = &p.health;
     let probe = match h.probe.as_str() {
         "http" => Probe::Http {
-            url: h
-                .url
-                .clone()
-                .ok_or_else(|| anyhow!("health.probe = \"http\" needs health.url"))?,
+            url: HttpUrl::new(
+                h.url
+                    .as_deref()
+                    .ok_or_else(|| anyhow!("health.probe = \"http\" needs health.url"))?,
+            )
+            .context("health.url")?,
         },
         "tcp" => Probe::Tcp {
-            address: h
-                .address
-                .clone()
-                .ok_or_else(|| anyhow!("health.probe = \"tcp\" needs health.address"))?,
+            address: ProbeAddr::new(
+                h.address
+                    .as_deref()
+                    .ok_or_else(|| anyhow!("health.probe = \"tcp\" needs health.address"))?,
+            )
+            .context("health.address")?,
         },
         "exec" => {
             if h.argv.is_empty() {
                 return Err(anyhow!("health.probe = \"exec\" needs health.argv"));
             }
             Probe::Exec {
-                argv: h.argv.clone(),
+                argv: Argv::new(h.argv.clone()).context("health.argv")?,
             }
         }
         _ => Probe::None,
@@ -218,6 +226,64 @@ fn health(p: &Project) -> Result<Health> {
         timeout_secs: h.timeout_secs,
         settle_secs: h.settle_secs,
     })
+}
+
+/// The sandbox the unit gets: the project's knobs and profile, and `PrivateUsers=no`
+/// whenever the service keeps a capability (a user namespace voids them).
+pub fn sandbox(p: &Project) -> Result<Sandbox> {
+    let mut s = p.service.sandbox.resolve()?;
+    if !p.service.capabilities.is_empty() {
+        s.set("private_users", "no")
+            .expect("private_users = no is a valid setting");
+    }
+    Ok(s)
+}
+
+/// The service's part of the declared footprint.
+pub fn service(p: &Project, dirs: &[Directory]) -> Result<Service> {
+    let s = &p.service;
+    let app = ferry_format::layout::AppName::new(&p.app.name)?;
+    let l = app.layout();
+    let mut writable = vec![l.lib(), l.log()];
+    for d in read_write_paths(p, dirs) {
+        writable.push(HostPath::new(&d)?);
+    }
+    Ok(Service {
+        kind: match s.kind {
+            crate::project::ServiceType::Notify => ServiceType::Notify,
+            crate::project::ServiceType::Exec => ServiceType::Exec,
+        },
+        capabilities: s
+            .capabilities
+            .iter()
+            .map(|c| {
+                Capability::parse(c)
+                    .ok_or_else(|| anyhow!("service.capabilities: unknown capability {c:?}"))
+            })
+            .collect::<Result<_>>()?,
+        address_families: address_families(p)
+            .iter()
+            .map(|f| AddressFamily::parse(f).ok_or_else(|| anyhow!("unknown address family {f:?}")))
+            .collect::<Result<_>>()?,
+        private_network: p.private_network(),
+        ip_address_allow: s
+            .ip_address_allow
+            .iter()
+            .map(|a| IpAllow::new(a).context("service.ip_address_allow"))
+            .collect::<Result<_>>()?,
+        listen: s
+            .listen_stream
+            .iter()
+            .map(|a| ListenAddr::new(a).context("service.listen_stream"))
+            .collect::<Result<_>>()?,
+        writable_paths: writable,
+        sandbox: sandbox(p)?,
+        reload_signal: Some(signal(&p.logs.reopen_signal)?),
+    })
+}
+
+fn signal(s: &str) -> Result<Signal> {
+    Signal::parse(s).ok_or_else(|| anyhow!("signal {s:?}: expected HUP, USR1 or USR2"))
 }
 
 fn template_source(
@@ -466,6 +532,7 @@ fn base_context(
     dirs: &[Directory],
     secrets: &[Secret],
     health: &Health,
+    sandbox: &Sandbox,
 ) -> minijinja::Value {
     let app = &p.app.name;
     let unit = format!("{app}.service");
@@ -519,7 +586,6 @@ fn base_context(
             listen_stream => &s.listen_stream,
             free_bind => needs_free_bind(&s.listen_stream),
             capabilities => &s.capabilities,
-            private_users => p.private_users(),
             private_network => p.private_network(),
             address_families => address_families(p),
             ip_address_allow => &s.ip_address_allow,
@@ -539,6 +605,11 @@ fn base_context(
         directories => dir_ctx,
         secrets => secret_ctx,
         socket => p.socket_activated(),
+        sandbox => sandbox.effective(),
+        system_call_filters => sandbox
+            .value(ferry_format::sandbox::knob("system_call_filter").expect("knob"))
+            .split(" | ")
+            .collect::<Vec<_>>(),
     }
 }
 
@@ -564,7 +635,8 @@ pub fn render(loaded: &Loaded) -> Result<Rendered> {
     let secrets = secrets(p)?;
     let health = health(p)?;
     let socket = p.socket_activated();
-    let base = base_context(p, &dirs, &secrets, &health);
+    let service = service(p, &dirs)?;
+    let base = base_context(p, &dirs, &secrets, &health, &service.sandbox);
 
     let t = &p.templates;
     let mut files = Vec::new();
@@ -659,6 +731,7 @@ pub fn render(loaded: &Loaded) -> Result<Rendered> {
     }
 
     let install = Install {
+        account: p.service.account,
         user: n(p.user())?,
         group: n(p.group())?,
         supplementary_groups: p
@@ -667,20 +740,34 @@ pub fn render(loaded: &Loaded) -> Result<Rendered> {
             .iter()
             .map(|g| n(g))
             .collect::<Result<_>>()?,
-        unit: n(&format!("{app}.service"))?,
-        socket_unit: if socket {
-            Some(n(&format!("{app}.socket"))?)
-        } else {
-            None
-        },
+        service,
         default_env: n(&p.default_env())?,
         environments: envs.iter().map(|e| n(e)).collect::<Result<_>>()?,
         directories: dirs,
         configs,
         secrets,
         health,
+        log_files: Some(LogFiles {
+            reopen_signal: signal(&p.logs.reopen_signal)?,
+        }),
     };
     Ok(Rendered { files, install })
+}
+
+/// Holds the generated files against the manifest (`ferry_format::conform`), naming the
+/// template a refused file came from.
+pub fn conform(m: &ferry_format::Manifest, files: &[RenderedFile]) -> Result<()> {
+    let members: Vec<(EntryPath, Vec<u8>)> = files
+        .iter()
+        .map(|f| (f.path.clone(), f.data.clone()))
+        .collect();
+    ferry_format::conform::check(m, &ferry_format::conform::Generated::from_members(m, &members))
+        .map_err(|e| {
+            anyhow!(
+                "{e}: a generated file says more than the manifest declares (a [templates] override?); \
+                 the installer would refuse it"
+            )
+        })
 }
 
 /// Where the project's template for a config lives, for messages.

@@ -423,7 +423,7 @@ fn example_units_are_hardened_verify_and_rotate() {
         ("hello", "hello")
     );
     assert_eq!(inst.default_env.as_str(), "prod");
-    assert!(inst.socket_unit.is_none());
+    assert!(!inst.service.socket_activated());
     let dir = |path: &str| {
         inst.directories
             .iter()
@@ -645,15 +645,8 @@ fn socket_activation_renders_a_socket_and_verifies() {
             "the unit lacks {line:?}:\n{unit}"
         );
     }
-    assert_eq!(
-        b.manifest
-            .install
-            .socket_unit
-            .as_ref()
-            .map(ToString::to_string)
-            .as_deref(),
-        Some("hello.socket")
-    );
+    assert!(b.manifest.install.service.socket_activated());
+    assert!(b.manifest.file("systemd/hello.socket").is_some());
     verify_units(&b);
     let score = exposure("hello.service", &unit);
     assert!(score <= 1.0, "socket-activated exposure {score}:\n{unit}");

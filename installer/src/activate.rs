@@ -9,50 +9,31 @@ use crate::host::Host;
 /// `(payload path, host destination, role)` for the unit(s), logrotate rules and tmpfiles
 /// snippet. Destinations derive from validated names only, never from payload paths.
 pub fn system_files(m: &Manifest) -> Vec<(String, String, Role)> {
-    let app = &m.app.name;
-    let inst = &m.install;
-    let mut v = vec![(
-        format!("systemd/{}", inst.unit),
-        format!("/etc/systemd/system/{}", inst.unit),
-        Role::Unit,
-    )];
-    if let Some(s) = &inst.socket_unit {
-        v.push((
-            format!("systemd/{s}"),
-            format!("/etc/systemd/system/{s}"),
-            Role::Unit,
-        ));
-    }
-    for (role, src, dest) in [
-        (
-            Role::Logrotate,
-            format!("logrotate/{app}"),
-            format!("/etc/logrotate.d/{app}"),
-        ),
-        (
-            Role::Tmpfiles,
-            format!("tmpfiles/{app}.conf"),
-            format!("/etc/tmpfiles.d/{app}.conf"),
-        ),
-    ] {
-        if m.files
-            .iter()
-            .any(|f| f.role == role && f.path.as_str() == src)
-        {
-            v.push((src, dest, role));
-        }
-    }
-    v
+    let l = m.app.name.layout();
+    let has = |p: &ferry_format::EntryPath| m.file(p.as_str()).is_some();
+    l.system_files(
+        m.install.service.socket_activated(),
+        has(&l.payload_tmpfiles()),
+        m.install.log_files.is_some(),
+    )
+    .into_iter()
+    .map(|(src, dest)| {
+        let role = m.file(src.as_str()).map_or(Role::Doc, |f| f.role);
+        (src.to_string(), dest.to_string(), role)
+    })
+    .collect()
 }
 
 /// (Re)starts the service (the socket stays up, holding the port) and waits for health.
 pub fn start_and_check(host: &Host, m: &Manifest) -> Result<(), Unhealthy> {
-    let unit = m.install.unit.as_str();
+    let l = m.app.name.layout();
+    let unit_name = l.unit_name();
+    let unit = unit_name.as_str();
     crate::install::step(&format!(
         "restarting {unit} and waiting for it to be healthy"
     ));
-    if let Some(s) = &m.install.socket_unit {
-        host.systemctl(&["start", s.as_str()])
+    if m.install.service.socket_activated() {
+        host.systemctl(&["start", &l.socket_name()])
             .map_err(|e| Unhealthy(format!("{e:#}")))?;
     }
     let _ = host.systemctl(&["reset-failed", unit]);

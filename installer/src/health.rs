@@ -58,13 +58,14 @@ pub fn probe_once(probe: &Probe) -> Result<()> {
     let t = Duration::from_secs(2);
     match probe {
         Probe::None => Ok(()),
-        Probe::Http { url } => http_get(url, t),
+        Probe::Http { url } => http_get(url.as_str(), t),
         Probe::Tcp { address } => {
-            TcpStream::connect_timeout(&socket_addr(address)?, t)?;
+            TcpStream::connect_timeout(&socket_addr(address.as_str())?, t)?;
             Ok(())
         }
         Probe::Exec { argv } => {
             let (prog, args) = argv
+                .words()
                 .split_first()
                 .ok_or_else(|| anyhow!("empty exec probe"))?;
             let st = Command::new(prog).args(args).status()?;

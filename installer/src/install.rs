@@ -134,9 +134,10 @@ fn host_arch() -> Option<Arch> {
 fn plan(m: &Manifest, env: &Name, host: &Host) -> Plan {
     let inst = &m.install;
     let app = &m.app.name;
-    let mut units = vec![format!("/etc/systemd/system/{}", inst.unit)];
-    if let Some(s) = &inst.socket_unit {
-        units.push(format!("/etc/systemd/system/{s}"));
+    let l = m.app.name.layout();
+    let mut units = vec![l.unit_file().to_string()];
+    if inst.service.socket_activated() {
+        units.push(l.socket_file().to_string());
     }
     Plan {
         user: inst.user.to_string(),
@@ -186,10 +187,10 @@ fn plan(m: &Manifest, env: &Name, host: &Host) -> Plan {
         unit_actions: match host.mode {
             Mode::Live => vec![
                 "daemon-reload".into(),
-                format!("enable {}", inst.unit),
-                format!("restart {}", inst.unit),
+                format!("enable {}", l.unit_name()),
+                format!("restart {}", l.unit_name()),
             ],
-            Mode::Offline => vec![format!("enable {} (offline root)", inst.unit)],
+            Mode::Offline => vec![format!("enable {} (offline root)", l.unit_name())],
         },
     }
 }
@@ -330,7 +331,7 @@ fn already_installed(
     }
     if host.mode == Mode::Live {
         return host
-            .unit_properties(m.install.unit.as_str(), &["ActiveState"])
+            .unit_properties(m.app.name.layout().unit_name().as_str(), &["ActiveState"])
             .is_ok_and(|p| p.get("ActiveState").is_some_and(|s| s == "active"));
     }
     true
@@ -368,8 +369,8 @@ pub fn run(args: &InstallArgs) -> Result<InstallReport> {
     preflight(args, &manifest, &env, current.as_ref())?;
     let the_plan = plan(&manifest, &env, host);
     let mut report = InstallReport {
-        app: app.clone(),
-        version: manifest.app.version.clone(),
+        app: app.to_string(),
+        version: manifest.app.version.to_string(),
         previous_version: current.as_ref().map(|c| c.version.clone()),
         env: env.to_string(),
         changed: false,
@@ -487,7 +488,10 @@ pub fn run(args: &InstallArgs) -> Result<InstallReport> {
     let was_active = host.mode == Mode::Live
         && current.is_some()
         && host
-            .unit_properties(manifest.install.unit.as_str(), &["ActiveState"])
+            .unit_properties(
+                manifest.app.name.layout().unit_name().as_str(),
+                &["ActiveState"],
+            )
             .is_ok_and(|p| p.get("ActiveState").is_some_and(|s| s == "active"));
     let applied = apply_changes(host, &manifest, &env, staging, &mut journal, &mut report);
     let files = match applied {
@@ -498,7 +502,8 @@ pub fn run(args: &InstallArgs) -> Result<InstallReport> {
             if host.mode == Mode::Live {
                 let _ = host.systemctl(&["daemon-reload"]);
                 if was_active {
-                    let _ = host.systemctl(&["restart", manifest.install.unit.as_str()]);
+                    let _ = host
+                        .systemctl(&["restart", manifest.app.name.layout().unit_name().as_str()]);
                 }
             }
             return Err(e);
@@ -508,7 +513,7 @@ pub fn run(args: &InstallArgs) -> Result<InstallReport> {
 
     if host.mode == Mode::Live && args.start == Start::Yes {
         if let Err(unhealthy) = activate::start_and_check(host, &manifest) {
-            let tail = host.journal_tail(manifest.install.unit.as_str(), 15);
+            let tail = host.journal_tail(manifest.app.name.layout().unit_name().as_str(), 15);
             step(&format!(
                 "{app} {} is unhealthy: {}; rolling back",
                 manifest.app.version, unhealthy.0
@@ -517,7 +522,8 @@ pub fn run(args: &InstallArgs) -> Result<InstallReport> {
                 .undo()
                 .context("rolling back after a failed health check")?;
             host.systemctl(&["daemon-reload"])?;
-            let unit = manifest.install.unit.as_str();
+            let unit_name = manifest.app.name.layout().unit_name();
+            let unit = unit_name.as_str();
             let _ = host.systemctl(&["reset-failed", unit]);
             let restored = if let Some(prev) = &current {
                 let prev_manifest = crate::recover::release_manifest(host, &app, &prev.version)?;
@@ -545,19 +551,19 @@ pub fn run(args: &InstallArgs) -> Result<InstallReport> {
     // Record, then forget the journal: from here on the new release is the installed one.
     let mut st = existing.unwrap_or(AppState {
         schema: state::STATE_SCHEMA,
-        app: app.clone(),
+        app: app.to_string(),
         current: None,
         previous: Vec::new(),
     });
     if let Some(prev) = st.current.take() {
-        if prev.version != manifest.app.version {
+        if prev.version != *manifest.app.version {
             st.previous.retain(|r| r.version != prev.version);
             st.previous.push(prev);
         }
     }
-    st.previous.retain(|r| r.version != manifest.app.version);
+    st.previous.retain(|r| r.version != *manifest.app.version);
     st.current = Some(Release {
-        version: manifest.app.version.clone(),
+        version: manifest.app.version.to_string(),
         env: env.to_string(),
         bundle_sha256: outcome.verified.bundle.sha256.to_string(),
         manifest_sha256: manifest_sha.to_string(),
@@ -719,15 +725,15 @@ fn apply_changes(
     match host.mode {
         Mode::Live => {
             host.systemctl(&["daemon-reload"])?;
-            host.systemctl(&["enable", inst.unit.as_str()])?;
-            if let Some(s) = &inst.socket_unit {
-                host.systemctl(&["enable", s.as_str()])?;
+            host.systemctl(&["enable", m.app.name.layout().unit_name().as_str()])?;
+            if inst.service.socket_activated() {
+                host.systemctl(&["enable", &m.app.name.layout().socket_name()])?;
             }
         }
         Mode::Offline => {
-            host.systemctl(&["enable", inst.unit.as_str()])?;
-            if let Some(s) = &inst.socket_unit {
-                host.systemctl(&["enable", s.as_str()])?;
+            host.systemctl(&["enable", m.app.name.layout().unit_name().as_str()])?;
+            if inst.service.socket_activated() {
+                host.systemctl(&["enable", &m.app.name.layout().socket_name()])?;
             }
         }
     }

@@ -52,7 +52,7 @@ pub fn status(host: &Host, app: &str) -> Result<Status> {
     let st = installed(host, app)?;
     let cur = st.current.clone().expect("installed");
     let m = recover::release_manifest(host, app, &cur.version)?;
-    let unit = m.install.unit.to_string();
+    let unit = m.app.name.layout().unit_name();
     let (mut active, mut sub, mut restarts, mut healthy) = (None, None, None, None);
     if host.mode == Mode::Live && host.systemd_running() {
         let p = host.unit_properties(&unit, &["ActiveState", "SubState", "NRestarts"])?;
@@ -269,10 +269,11 @@ pub fn uninstall(host: &Host, app: &str, purge: Purge) -> Result<UninstallReport
     let cur = st.current.clone().expect("installed");
     let m = recover::release_manifest(host, app, &cur.version)?;
     let inst = &m.install;
-    step(&format!("stopping and disabling {}", inst.unit));
-    let mut units = vec![inst.unit.to_string()];
-    if let Some(s) = &inst.socket_unit {
-        units.push(s.to_string());
+    let l = m.app.name.layout();
+    step(&format!("stopping and disabling {}", l.unit_name()));
+    let mut units = vec![l.unit_name()];
+    if inst.service.socket_activated() {
+        units.push(l.socket_name());
     }
     for u in &units {
         match host.mode {
@@ -297,7 +298,7 @@ pub fn uninstall(host: &Host, app: &str, purge: Purge) -> Result<UninstallReport
     rm_file(format!("/etc/sysusers.d/{app}.conf"));
     if host.mode == Mode::Live {
         let _ = host.systemctl(&["daemon-reload"]);
-        let _ = host.systemctl(&["reset-failed", inst.unit.as_str()]);
+        let _ = host.systemctl(&["reset-failed", m.app.name.layout().unit_name().as_str()]);
     }
     let opt = format!("/opt/{app}");
     if std::fs::remove_dir_all(host.rel(&opt)).is_ok() {

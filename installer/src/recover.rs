@@ -42,7 +42,8 @@ pub fn recover(host: &Host, app: &str) -> Result<bool> {
         host.systemctl(&["daemon-reload"])?;
         if let Some(cur) = state::load(host, app)?.and_then(|s| s.current) {
             let m = release_manifest(host, app, &cur.version)?;
-            let unit = m.install.unit.as_str();
+            let unit_name = m.app.name.layout().unit_name();
+            let unit = unit_name.as_str();
             let _ = host.systemctl(&["reset-failed", unit]);
             if let Err(e) = crate::activate::start_and_check(host, &m) {
                 step(&format!(
