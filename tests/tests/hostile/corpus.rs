@@ -1052,23 +1052,22 @@ pub fn cases() -> Vec<Case> {
         Case::signed(
             "path/signed-config-dest-outside",
             3,
-            "is outside /etc/hello",
+            "config /etc/cron.d/hello is not directly in /etc/hello",
             |v| v["install"]["configs"][0]["dest"] = json!("/etc/cron.d/hello"),
             no_tar_edit,
         ),
         Case::signed(
             "path/signed-secret-outside",
             3,
-            "is outside /etc/hello",
+            "secret /root/.ssh/authorized_keys is not directly in /etc/hello",
             |v| v["install"]["secrets"][0]["path"] = json!("/root/.ssh/authorized_keys"),
             no_tar_edit,
         ),
         Case::signed(
             "path/signed-unit-of-another-service",
             3,
-            "unit ssh.service",
+            "systemd/ssh.service has role unit but is not where that role belongs",
             |v| {
-                v["install"]["unit"] = json!("ssh.service");
                 file_entry(v, "systemd/hello.service")["path"] = json!("systemd/ssh.service");
             },
             |_, t| {
@@ -1078,7 +1077,7 @@ pub fn cases() -> Vec<Case> {
         Case::signed(
             "path/signed-version-traversal",
             3,
-            "not a safe version string",
+            "invalid version \"../../../etc\"",
             |v| v["app"]["version"] = json!("../../../etc"),
             no_tar_edit,
         ),
@@ -1281,9 +1280,10 @@ pub fn cases() -> Vec<Case> {
             }
             out
         }),
-        Case::signed("manifest/unknown-format-version", 3, "format_version 2 is not supported", |v| v["format_version"] = json!(2), no_tar_edit),
+        Case::signed("manifest/unknown-format-version", 3, "format_version 3 is not supported", |v| v["format_version"] = json!(3), no_tar_edit),
+        Case::signed("manifest/older-format-version", 3, "format_version 1 is not supported", |v| v["format_version"] = json!(1), no_tar_edit),
         Case::signed("manifest/huge-format-version", 3, "format_version 18446744073709551615 is not supported", |v| v["format_version"] = json!(u64::MAX), no_tar_edit),
-        Case::signed("manifest/format-version-string", 3, "manifest is invalid: invalid type: string", |v| v["format_version"] = json!("1"), no_tar_edit),
+        Case::signed("manifest/format-version-string", 3, "manifest is invalid: invalid type: string", |v| v["format_version"] = json!("2"), no_tar_edit),
         Case::signed(
             "manifest/format-version-missing",
             3,
@@ -1529,10 +1529,16 @@ fn member_name(i: usize) -> &'static str {
 
 /// Pads the description so the manifest is exactly `size` bytes.
 fn pad_manifest_to(size: usize) -> impl Fn(&mut Value) + Send + Sync + 'static {
+    // Padded in the build settings: free text there has no length limit (a description
+    // has one).
     move |v| {
-        v["app"]["description"] = json!("");
+        v["build"]["settings"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!(["ferry_test_padding", ""]));
         let len = manifest_bytes(v).len();
-        v["app"]["description"] = json!("x".repeat(size - len));
+        let last = v["build"]["settings"].as_array().unwrap().len() - 1;
+        v["build"]["settings"][last][1] = json!("x".repeat(size - len));
         assert_eq!(manifest_bytes(v).len(), size);
     }
 }
