@@ -446,6 +446,11 @@ impl Policy {
             ));
         }
         for (k, value) in svc.sandbox.relaxations() {
+            // Capabilities need the host's user namespace; the capability is what is
+            // judged (above), not the relaxation it implies.
+            if k.key == "private_users" && !svc.capabilities.is_empty() {
+                continue;
+            }
             let ok = match &lim.sandbox {
                 SandboxRule::None => false,
                 SandboxRule::Visibility => k.class == Class::Visibility,

@@ -60,6 +60,21 @@ fn accounts(
         .context("reading the verified sysusers file")?;
     journal.ensure_dir(&HostPath::new("/etc/sysusers.d").expect("valid"), 0o755)?;
     journal.put_root_file(&l.sysusers_file(), &data, 0o644)?;
+    // The account is ferry's before it exists: a crash between its creation and the
+    // record must not leave an account ferry would then refuse as someone else's.
+    let record = |uid, gid| AccountRecord {
+        app: m.app.name.to_string(),
+        user: inst.user.to_string(),
+        uid,
+        group: inst.group.to_string(),
+        gid,
+    };
+    if inst.account == Account::New {
+        let before = Accounts::load(&host.root)?;
+        if before.uid(inst.user.as_str()).is_none() {
+            Registry::load(host)?.record(host, record(None, None))?;
+        }
+    }
     host.sysusers(&host.path(&l.sysusers_file()))?;
     let accounts = Accounts::load(&host.root)?;
     let user = accounts
@@ -80,16 +95,7 @@ fn accounts(
         if user.uid == 0 || gid == 0 {
             bail!("user {} or group {} has id 0", inst.user, inst.group);
         }
-        Registry::load(host)?.record(
-            AccountRecord {
-                app: m.app.name.to_string(),
-                user: inst.user.to_string(),
-                uid: user.uid,
-                group: inst.group.to_string(),
-                gid,
-            },
-            journal,
-        )?;
+        Registry::load(host)?.record(host, record(Some(user.uid), Some(gid)))?;
     }
     Ok(accounts)
 }
@@ -199,7 +205,15 @@ pub fn apply(
     steps::reached(Step::Configs);
 
     step("installing the unit, logrotate rules and tmpfiles snippet");
-    let mut files = Vec::new();
+    // The sysusers file is recorded too: it is the app's, and an upgrade replaces it.
+    let mut files = vec![InstalledFile {
+        path: l.sysusers_file().to_string(),
+        sha256: ferry_format::Sha256::of(
+            &std::fs::read(release_path.join(l.payload_sysusers().as_str()))
+                .context("reading the release's sysusers file")?,
+        )
+        .to_string(),
+    }];
     for (src, dest) in crate::activate::system_files(m) {
         let data = std::fs::read(release_path.join(src.as_str()))
             .with_context(|| format!("reading {src} from the release"))?;

@@ -202,7 +202,8 @@ pub fn load(args: &KeyArgs, host: &Host, note: &mut dyn FnMut(&str)) -> Result<K
         revocations,
         revoked_ids: revoked,
     };
-    let resolved = store.resolve().context("resolving trusted keys")?;
+    // The statement's own error names it and the problem: one line.
+    let resolved = store.resolve()?;
     for n in &resolved.notes {
         note(n);
     }

@@ -166,7 +166,13 @@ pub fn rollback(host: &Host, app: &str) -> Result<RollbackReport> {
     let result = (|| -> Result<(Vec<InstalledFile>, Vec<String>)> {
         journal.switch_symlink(&l.current(), &Layout::current_target(&prev.version))?;
         let release_path = host.path(&release);
-        let mut files = Vec::new();
+        let sysusers = std::fs::read(release_path.join(l.payload_sysusers().as_str()))
+            .context("reading the release's sysusers file")?;
+        journal.put_root_file(&l.sysusers_file(), &sysusers, 0o644)?;
+        let mut files = vec![InstalledFile {
+            path: l.sysusers_file().to_string(),
+            sha256: ferry_format::Sha256::of(&sysusers).to_string(),
+        }];
         for (src, dest) in activate::system_files(&m) {
             let data = std::fs::read(release_path.join(src.as_str()))
                 .with_context(|| format!("reading {src}"))?;

@@ -253,7 +253,7 @@ pub fn check_accounts(
             if let Some(uid) = accounts.uid(user) {
                 let ours = registry
                     .user(user)
-                    .is_some_and(|r| r.app == app.as_str() && r.uid == uid);
+                    .is_some_and(|r| r.app == app.as_str() && r.uid.is_none_or(|u| u == uid));
                 if !ours && !legacy {
                     return pre(format!(
                         "user {user} already exists and ferry did not create it for {app}: a bundle may not take over an account; set service.account = \"existing\" (and allow it in the host policy) or use another name"
@@ -263,7 +263,7 @@ pub fn check_accounts(
             if let Some(gid) = accounts.gid(group) {
                 let ours = registry
                     .group(group)
-                    .is_some_and(|r| r.app == app.as_str() && r.gid == gid);
+                    .is_some_and(|r| r.app == app.as_str() && r.gid.is_none_or(|g| g == gid));
                 if !ours && !legacy {
                     return pre(format!(
                         "group {group} already exists and ferry did not create it for {app}: a bundle may not take over a group; use another name"

@@ -168,14 +168,16 @@ pub fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {
 // -------------------------------------------------------------------------------------
 // The account registry.
 
-/// An account ferry created for an app.
+/// An account ferry created for an app. Written before systemd-sysusers runs (ids not
+/// yet known) and completed after, outside the install journal: an undone install leaves
+/// the account on the host, so its record stays too.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountRecord {
     pub app: String,
     pub user: String,
-    pub uid: u32,
+    pub uid: Option<u32>,
     pub group: String,
-    pub gid: u32,
+    pub gid: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -209,8 +211,9 @@ impl Registry {
         self.accounts.iter().find(|a| a.group == group)
     }
 
-    /// Adds (or refreshes) a record, through the journal; nothing if unchanged.
-    pub fn record(mut self, rec: AccountRecord, journal: &mut Journal) -> Result<()> {
+    /// Adds (or refreshes) a record and writes the registry durably; nothing if
+    /// unchanged. `/var/lib/ferry` exists (the install journal made it).
+    pub fn record(mut self, host: &Host, rec: AccountRecord) -> Result<()> {
         if self.accounts.contains(&rec) {
             return Ok(());
         }
@@ -220,8 +223,12 @@ impl Registry {
         self.schema = 1;
         let mut data = serde_json::to_vec_pretty(&self)?;
         data.push(b'\n');
-        journal.put_root_file(&HostPath::new(ACCOUNTS_FILE).expect("valid"), &data, 0o644)?;
-        Ok(())
+        let p = HostPath::new(ACCOUNTS_FILE).expect("valid");
+        let (dir, name) = host
+            .open_parent(&p)?
+            .ok_or_else(|| anyhow!("{} does not exist", ferry_format::layout::STATE_DIR))?;
+        dir.write_root_atomic_at(&name, &data, 0o644)
+            .with_context(|| format!("writing {p}"))
     }
 }
 

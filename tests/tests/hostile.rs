@@ -13,6 +13,8 @@
 
 #[path = "hostile/corpus.rs"]
 mod corpus;
+#[path = "hostile/escalation.rs"]
+mod escalation;
 #[path = "hostile/snapshot.rs"]
 mod snapshot;
 
@@ -48,8 +50,17 @@ fn template_root() -> &'static Path {
         ] {
             fs::create_dir_all(root.join(d)).unwrap();
         }
-        fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/bash\n").unwrap();
-        fs::write(root.join("etc/group"), "root:x:0:\nadm:x:4:\n").unwrap();
+        fs::write(
+            root.join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/bash\nwww-data:x:33:33:www-data:/var/www:/usr/sbin/nologin\n",
+        )
+        .unwrap();
+        // Privileged and ordinary groups a stock Debian host has, for the escalation cases.
+        fs::write(
+            root.join("etc/group"),
+            "root:x:0:\nadm:x:4:\ndisk:x:6:\nsudo:x:27:\nwww-data:x:33:\nshadow:x:42:\nusers:x:100:\nssl-cert:x:109:\n",
+        )
+        .unwrap();
         fs::write(root.join("etc/hostname"), "ferry-fake-root\n").unwrap();
         std::os::unix::fs::symlink("/usr/share/zoneinfo/UTC", root.join("etc/localtime")).unwrap();
         xattr::set(root.join("etc/hostname"), "user.ferry-test", b"marker")
@@ -115,6 +126,18 @@ fn install_cmd(bundle: &Path, root: &Path, pubkey: &Path, memory_limit: Option<u
         .arg(bundle)
         .arg("--pubkey")
         .arg(pubkey)
+        .arg("--root")
+        .arg(root);
+    cmd
+}
+
+/// `install` trusting only the root's own `/etc/ferry/keys`.
+fn install_with_host_keys(bundle: &Path, root: &Path) -> Command {
+    let mut cmd = installer(None);
+    cmd.arg("install")
+        .arg(bundle)
+        .arg("--keyring")
+        .arg("/etc/ferry/keys")
         .arg("--root")
         .arg(root);
     cmd
@@ -190,6 +213,9 @@ fn run_case(base: &Base, case: &Case, work: &Path) -> Outcome {
     fs::create_dir_all(&dir).unwrap();
     let root = fresh_root(&dir);
     let mut failure = Vec::new();
+    if let Some(setup) = &case.setup {
+        setup(base, &root);
+    }
     if let Some(first) = &case.first {
         let file = dir.join("first.tar.zst");
         fs::write(&file, first(base)).unwrap();
@@ -206,7 +232,11 @@ fn run_case(base: &Base, case: &Case, work: &Path) -> Outcome {
     let bundle = write_case(base, case, &dir);
     let make_millis = made.elapsed().as_millis();
     let before = Snapshot::take(&root);
-    let mut cmd = install_cmd(&bundle, &root, &base.pubkey, case.memory_limit);
+    let mut cmd = if case.host_keys {
+        install_with_host_keys(&bundle, &root)
+    } else {
+        install_cmd(&bundle, &root, &base.pubkey, case.memory_limit)
+    };
     cmd.args(&case.args);
     let out = run(&mut cmd);
     let error_line = String::from_utf8_lossy(&out.stderr)
@@ -223,7 +253,7 @@ fn run_case(base: &Base, case: &Case, work: &Path) -> Outcome {
     if !d.is_empty() {
         failure.push(format!("install changed the root:\n  {}", d.join("\n  ")));
     }
-    if case.is_verification() {
+    if case.is_verification() && !case.host_keys {
         let mut cmd = installer(case.memory_limit);
         cmd.arg("verify")
             .arg(&bundle)
@@ -363,12 +393,11 @@ fn a_second_run_on_a_locked_root_is_refused_and_changes_nothing() {
     let _ = fs::remove_dir_all(&dir);
 }
 
-/// Every corpus case, in parallel workers: exit code, one error line, nothing changed.
-#[test]
-fn every_hostile_bundle_is_refused_and_changes_nothing() {
+/// Runs `cases` in parallel workers and checks each: exit code, one error line, nothing
+/// changed. `min` is the corpus size README claims.
+fn run_corpus(label: &str, cases: &[Case], min: usize) {
     let base = base();
-    let work = work_dir("corpus");
-    let cases = cases();
+    let work = work_dir(label);
     let mut names: Vec<&str> = cases.iter().map(|c| c.name.as_str()).collect();
     names.sort_unstable();
     names.dedup();
@@ -415,10 +444,10 @@ fn every_hostile_bundle_is_refused_and_changes_nothing() {
     match only.as_deref() {
         None => {
             assert_eq!(results.len(), cases.len(), "cases that did not run");
-            assert!(cases.len() >= 171, "only {} hostile cases", cases.len());
+            assert!(cases.len() >= min, "only {} {label} cases", cases.len());
         }
         Some(o) => assert!(
-            !results.is_empty(),
+            !results.is_empty() || !cases.iter().any(|c| c.name.contains(o)),
             "FERRY_HOSTILE_ONLY={o} matches no case"
         ),
     }
@@ -430,6 +459,69 @@ fn every_hostile_bundle_is_refused_and_changes_nothing() {
         failures.join("\n")
     );
     let _ = fs::remove_dir_all(&work);
+}
+
+/// Every corpus case, in parallel workers: exit code, one error line, nothing changed.
+#[test]
+fn every_hostile_bundle_is_refused_and_changes_nothing() {
+    run_corpus("corpus", &cases(), 171);
+}
+
+/// Every privilege-escalation case (issue 11), mostly validly signed by the trusted key:
+/// exit code, one error line naming the rule, nothing changed.
+#[test]
+fn every_escalation_is_refused_and_changes_nothing() {
+    run_corpus("escalation", &escalation::cases(), 75);
+}
+
+/// The controls of the escalation corpus: the same bundle under a sound host trust store,
+/// and a capability the host's policy allows, installs; so the refusals are the rules'.
+#[test]
+fn escalation_controls_install() {
+    let base = base();
+    for (what, case) in escalation::controls() {
+        let dir = work_dir(&format!("control-{}", case.name.replace('/', "-")));
+        let root = fresh_root(&dir);
+        if let Some(setup) = &case.setup {
+            setup(base, &root);
+        }
+        let bundle = write_case(base, &case, &dir);
+        let mut cmd = if case.host_keys {
+            install_with_host_keys(&bundle, &root)
+        } else {
+            install_cmd(&bundle, &root, &base.pubkey, None)
+        };
+        let out = run(&mut cmd);
+        assert!(out.status.success(), "{what}: {}", describe(&cmd, &out));
+        let _ = fs::remove_dir_all(&dir);
+    }
+    // An upgrade that widens the footprint installs with the operator's consent.
+    let dir = work_dir("control-escalation-consent");
+    let root = fresh_root(&dir);
+    let first = dir.join("first.tar.zst");
+    fs::write(&first, &base.amd64).unwrap();
+    let out = run(&mut install_cmd(&first, &root, &base.pubkey, None));
+    assert!(out.status.success());
+    let widened = escalation::widened_upgrade(base);
+    let file = dir.join("hello-2.0.0-linux-amd64.tar.zst");
+    fs::write(&file, widened).unwrap();
+    let mut dry = install_cmd(&file, &root, &base.pubkey, None);
+    dry.args(["--dry-run", "--json"]);
+    let out = run(&mut dry);
+    assert_eq!(out.status.code(), Some(4), "{}", describe(&dry, &out));
+    let mut cmd = install_cmd(&file, &root, &base.pubkey, None);
+    cmd.args(["--allow-escalation", "--json"]);
+    let out = run(&mut cmd);
+    assert!(out.status.success(), "{}", describe(&cmd, &out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let added = &doc["result"]["plan"]["footprint_changes"]["added"];
+    assert!(
+        added.as_array().is_some_and(|a| a
+            .iter()
+            .any(|i| i["kind"] == "supplementary_group" && i["group"] == "ssl-cert")),
+        "the report names what the upgrade added: {doc}"
+    );
+    let _ = fs::remove_dir_all(&dir);
 }
 
 /// Each limit flag, one unit below what the valid bundle needs, refuses it naming the flag;

@@ -94,7 +94,15 @@ fn the_default_policy_refuses_escalations_and_accepts_the_example() {
             v["service"]["capabilities"] = json!(["CAP_NET_BIND_SERVICE"]);
         }),
     )
-    .unwrap_err(); // private_users is a surface relaxation
+    .unwrap(); // private_users = no comes with the capability
+    p.check(
+        &key(1),
+        &app("hello"),
+        &install(|v| {
+            v["service"]["sandbox"] = json!({"private_users": "no"});
+        }),
+    )
+    .unwrap_err(); // on its own, a surface relaxation
     p.check(
         &key(1),
         &app("hello"),

@@ -546,7 +546,7 @@ pub fn manifest_bytes(v: &Value) -> Vec<u8> {
 }
 
 /// The `files` entry of the manifest with this path.
-fn file_entry<'a>(v: &'a mut Value, path: &str) -> &'a mut Value {
+pub fn file_entry<'a>(v: &'a mut Value, path: &str) -> &'a mut Value {
     v["files"]
         .as_array_mut()
         .expect("files")
@@ -586,10 +586,17 @@ pub struct Case {
     pub args: Vec<&'static str>,
     /// `prlimit --as` for the installer: the case must fail within this much memory.
     pub memory_limit: Option<u64>,
+    /// Prepares the fake root before the case runs (existing files, a policy, keys).
+    pub setup: Option<Setup>,
+    /// Trust comes from the root's own `/etc/ferry/keys` (no `--pubkey`).
+    pub host_keys: bool,
 }
 
+/// Changes made to a case's fake root before it runs.
+pub type Setup = Box<dyn Fn(&Base, &Path) + Send + Sync>;
+
 impl Case {
-    fn new(
+    pub fn new(
         name: impl Into<String>,
         code: i32,
         message: &'static str,
@@ -604,7 +611,27 @@ impl Case {
             first: None,
             args: Vec::new(),
             memory_limit: None,
+            setup: None,
+            host_keys: false,
         }
+    }
+
+    /// The same case, with its fake root prepared by `setup` first.
+    pub fn with_setup(mut self, setup: impl Fn(&Base, &Path) + Send + Sync + 'static) -> Self {
+        self.setup = Some(Box::new(setup));
+        self
+    }
+
+    /// The same case, trusting the fake root's `/etc/ferry/keys` instead of `--pubkey`.
+    pub fn with_host_keys(mut self) -> Self {
+        self.host_keys = true;
+        self
+    }
+
+    /// The same case, after `first` installed successfully.
+    pub fn after(mut self, first: impl Fn(&Base) -> Vec<u8> + Send + Sync + 'static) -> Self {
+        self.first = Some(Box::new(first));
+        self
     }
 
     /// A case made by editing the base tar (recompressed afterwards).
@@ -623,7 +650,7 @@ impl Case {
 
     /// A case whose manifest JSON is edited and validly re-signed; `tar_edit` keeps the
     /// payload in step where the case needs it.
-    fn signed(
+    pub fn signed(
         name: impl Into<String>,
         code: i32,
         message: &'static str,
@@ -654,7 +681,7 @@ impl Case {
     }
 }
 
-fn no_tar_edit(_: &Base, _: &mut RawTar) {}
+pub fn no_tar_edit(_: &Base, _: &mut RawTar) {}
 
 /// Offset of `needle` in `hay`.
 fn find(hay: &[u8], needle: &[u8]) -> usize {
