@@ -25,6 +25,8 @@ use crate::project::Loaded;
 use crate::{checks, gobuild, keys, project, render, sbom, sums};
 
 pub struct BuildArgs {
+    /// `FERRY_PASSPHRASE`, taken out of the environment at start-up.
+    pub passphrase: keys::Passphrase,
     pub dir: PathBuf,
     pub key: PathBuf,
     pub out: PathBuf,
@@ -114,7 +116,10 @@ struct Prepared {
     checks: Vec<checks::CheckResult>,
 }
 
-pub fn run(args: &BuildArgs, progress: &Progress) -> Result<BuildReport> {
+pub fn run(args: BuildArgs, progress: &Progress) -> Result<BuildReport> {
+    // The key first: decrypted (and the passphrase dropped) before any child runs, and
+    // an unprotected key file refused before any work.
+    let sk = keys::load_secret(&args.key, args.passphrase)?;
     let loaded = project::load(&args.dir)?;
     let p = &loaded.project;
     let targets = if args.targets.is_empty() {
@@ -122,7 +127,6 @@ pub fn run(args: &BuildArgs, progress: &Progress) -> Result<BuildReport> {
     } else {
         args.targets.clone()
     };
-    let sk = keys::load_secret(&args.key)?;
     let sde = source_date_epoch(&args.dir)?;
     let (revision, dirty) = source_revision(&args.dir);
 

@@ -34,6 +34,8 @@ use serde::Serialize;
 use crate::{keys, project, render};
 
 pub struct PackArgs {
+    /// `FERRY_PASSPHRASE`, taken out of the environment at start-up.
+    pub passphrase: keys::Passphrase,
     /// The payload tree.
     pub dir: PathBuf,
     pub app: String,
@@ -235,7 +237,7 @@ fn install_section(mut install: Install, app: &str, files: &[FileEntry]) -> Resu
     Ok(install)
 }
 
-pub fn run(args: &PackArgs) -> Result<PackReport> {
+pub fn run(args: PackArgs) -> Result<PackReport> {
     let usage = |msg: String| anyhow!(crate::exit::Usage(msg));
     Name::new(&args.app).map_err(|e| usage(format!("--app: {e}")))?;
     if !valid_version(&args.version) {
@@ -257,7 +259,7 @@ pub fn run(args: &PackArgs) -> Result<PackReport> {
         )));
     }
     let sde = source_date_epoch()?;
-    let sk = keys::load_secret(&args.key)?;
+    let sk = keys::load_secret(&args.key, args.passphrase)?;
 
     // The files ferry generates for the default footprint; the tree's own versions, where
     // it has them, replace them and must conform to the same footprint.
