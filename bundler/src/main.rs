@@ -172,12 +172,38 @@ fn run(cli: Cli, passphrase: keys::Passphrase) -> anyhow::Result<()> {
                 );
             }
         }
-        Command::Inspect { bundle } => {
-            let i = inspect::run(&bundle)?;
-            if json {
-                print_json("ferry", "inspect", &i);
-            } else {
-                inspect::print_human(&i);
+        Command::Inspect {
+            bundle,
+            previous,
+            policy,
+        } => {
+            let i = inspect::run(&inspect::InspectArgs {
+                bundle,
+                previous,
+                policy,
+            })?;
+            let refusal = i.refusal();
+            match (json, refusal) {
+                (true, None) => print_json("ferry", "inspect", &i),
+                (false, None) => inspect::print_human(&i),
+                // The review is the point: a refusal still shows everything, then exits 4.
+                (true, Some(why)) => {
+                    let code = Code::PreconditionNotMet.as_i32();
+                    let doc = serde_json::json!({
+                        "schema": ferry_format::report::JSON_SCHEMA,
+                        "tool": "ferry",
+                        "command": "inspect",
+                        "ok": false,
+                        "result": i,
+                        "error": { "exit_code": code, "message": why, "causes": [] },
+                    });
+                    println!("{}", serde_json::to_string_pretty(&doc).expect("json"));
+                    std::process::exit(code);
+                }
+                (false, Some(why)) => {
+                    inspect::print_human(&i);
+                    return Err(anyhow::anyhow!(exit::Precondition(why)));
+                }
             }
         }
         Command::Verify {
