@@ -1573,6 +1573,23 @@ fn templates_and_ferry_toml_must_resolve_inside_the_project() {
     );
     fs::remove_file(dir.join("deploy")).unwrap();
 
+    // Inside the project, but a second name of the key: refused, a hard link has no path
+    // of its own to check.
+    let dir = hello_copy(tmp.path(), |t| {
+        replaced(t, config, "template = \"config/k.j2\"")
+    });
+    fs::hard_link(&key, dir.join("config/k.j2")).unwrap();
+    check(&dir, &["has 2 hard links"]);
+    fs::remove_file(dir.join("config/k.j2")).unwrap();
+    // A key kept inside the project is a file like any other there; the secret scanner
+    // refuses it in the rendered output.
+    fs::copy(&key, dir.join("config/k.j2")).unwrap();
+    check(
+        &dir,
+        &["from config/k.j2, contains a secret (the value is a minisign or signify secret key)"],
+    );
+    fs::remove_file(dir.join("config/k.j2")).unwrap();
+
     // ferry.toml itself.
     let dir = hello_copy(tmp.path(), str::to_owned);
     fs::remove_file(dir.join("ferry.toml")).unwrap();
