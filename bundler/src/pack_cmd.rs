@@ -252,7 +252,9 @@ pub fn run(args: PackArgs) -> Result<PackReport> {
     // it has them, replace them and must conform to the same footprint.
     let loaded = project::Loaded {
         dir: args.dir.clone(),
-        root: dir_abs.clone(),
+        // The minimal project names no template; the root is canonical all the same.
+        root: project::files::canonical_root(&args.dir)
+            .with_context(|| format!("reading {}", args.dir.display()))?,
         project: project::Project::minimal(app.clone(), version.clone()),
         targets: vec![args.target],
     };
