@@ -118,6 +118,11 @@ pub struct Verdict {
     pub refusal: Option<String>,
     /// The signer rule was judged on the key id the bundle claims.
     pub signer_checked_unverified: bool,
+    /// With `--previous`: why the host would refuse the upgrade unless its operator
+    /// passes `--allow-escalation` (the new release widens the footprint and the policy
+    /// does not let upgrades widen). Not a refusal of the bundle itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upgrade_needs_consent: Option<String>,
 }
 
 fn read(path: &Path) -> Result<(Manifest, Signature, ferry_format::Sha256)> {
@@ -193,6 +198,7 @@ pub fn run(args: &InspectArgs) -> Result<Inspection> {
     let (manifest, sig, digest) = read(&args.bundle)?;
     let app = &manifest.app.name;
     let footprint = Footprint::of(app, &manifest.install);
+    let mut diff = None;
     let previous = match &args.previous {
         None => None,
         Some(path) => {
@@ -204,14 +210,16 @@ pub fn run(args: &InspectArgs) -> Result<Inspection> {
                     old.app.name
                 ))));
             }
-            let diff = Footprint::of(&old.app.name, &old.install).diff(&footprint);
-            Some(Previous {
+            let d = Footprint::of(&old.app.name, &old.install).diff(&footprint);
+            let p = Previous {
                 bundle: path.display().to_string(),
                 version: old.app.version.to_string(),
-                widens: diff.widens(),
-                added: diff.added,
-                removed: diff.removed,
-            })
+                widens: d.widens(),
+                added: d.added.clone(),
+                removed: d.removed.clone(),
+            };
+            diff = Some(d);
+            Some(p)
         }
     };
     let policy = match &args.policy {
@@ -225,11 +233,16 @@ pub fn run(args: &InspectArgs) -> Result<Inspection> {
                 .and_then(|()| policy.check_footprint(app, &manifest.install))
                 .err()
                 .map(|v| v.to_string());
+            let upgrade_needs_consent = diff
+                .as_ref()
+                .and_then(|d| policy.check_upgrade(app, d, false).err())
+                .map(|v| v.to_string());
             Some(Verdict {
                 file: path.display().to_string(),
                 accepted: refusal.is_none(),
                 refusal,
                 signer_checked_unverified: true,
+                upgrade_needs_consent,
             })
         }
     };
@@ -327,6 +340,9 @@ pub fn print_human(i: &Inspection) {
                 v.file, i.signer_key_id
             ),
             Some(r) => println!("policy:     {}: REFUSED: {r}", v.file),
+        }
+        if let Some(u) = &v.upgrade_needs_consent {
+            println!("            as an upgrade: {u}");
         }
     }
     println!("files:");

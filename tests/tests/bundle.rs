@@ -1916,6 +1916,18 @@ fn inspect_reviews_a_release_against_the_previous_one_and_a_host_policy() {
     };
     let accepted = stdout(&ok(&mut with_policy("[footprint]\nnetwork = \"any\"\n")));
     assert!(accepted.contains(": ACCEPTED (signer "), "{accepted}");
+    // As an upgrade from 0.9.0 it widens the footprint: the host asks its operator.
+    let mut cmd = with_policy("[footprint]\nnetwork = \"any\"\n");
+    let upgrade = stdout(&ok(cmd.arg("--previous").arg(&old)));
+    assert!(
+        upgrade.contains(": ACCEPTED (signer ")
+            && upgrade
+                .contains("as an upgrade: policy refuses hello: the upgrade widens its footprint"),
+        "{upgrade}"
+    );
+    let mut cmd = with_policy("[footprint]\nnetwork = \"any\"\nupgrades_may_widen = true\n");
+    let upgrade = stdout(&ok(cmd.arg("--previous").arg(&old)));
+    assert!(!upgrade.contains("as an upgrade:"), "{upgrade}");
 
     let o = exits(&mut with_policy("[footprint]\nnetwork = \"none\"\n"), 4);
     assert!(
