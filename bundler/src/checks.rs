@@ -40,8 +40,10 @@ use ferry_format::manifest::Role;
 use serde::Serialize;
 
 use crate::progress::Progress;
-use crate::project::{Loaded, ServiceType};
+use crate::project::Loaded;
 use crate::render::{Rendered, RenderedFile};
+use ferry_format::footprint::ServiceType;
+use ferry_format::layout::UNIT_DIR;
 
 /// What a failed or above-threshold check does to the build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,7 +166,7 @@ pub fn run(
                 &tool,
                 &version,
                 unit,
-                loaded.project.service.security_threshold,
+                loaded.project.service.security_threshold.get(),
             )?);
         }
     } else {
@@ -324,9 +326,9 @@ fn exec_programs(unit: &str) -> Vec<String> {
 
 /// A line of `systemd-analyze verify` output that is about one of our units.
 fn about_our_units(line: &str, names: &[&str]) -> bool {
-    names.iter().any(|n| {
-        line.starts_with(&format!("{n}:")) || line.contains(&format!("/etc/systemd/system/{n}:"))
-    })
+    names
+        .iter()
+        .any(|n| line.starts_with(&format!("{n}:")) || line.contains(&format!("{UNIT_DIR}/{n}:")))
 }
 
 /// Lines that mean "this systemd does not know that directive": the build machine's
@@ -365,7 +367,7 @@ fn verify(tool: &Path, version: &str, rendered: &Rendered) -> Result<CheckResult
             "this build machine has systemd-analyze but no /usr/lib/systemd/system to resolve the units' dependencies against: not checked",
         ));
     }
-    let etc = root.join("etc/systemd/system");
+    let etc = root.join(UNIT_DIR.trim_start_matches('/'));
     std::fs::create_dir_all(&etc)?;
     let mut paths = Vec::new();
     for u in &units {
@@ -578,7 +580,7 @@ fn logrotate_policy(loaded: &Loaded, rules: &RenderedFile) -> CheckResult {
     if has("copytruncate") {
         findings.push("copytruncate loses the lines written between the copy and the truncation: use create plus a reopen signal");
     }
-    if !has("su") && loaded.project.user() != "root" {
+    if !has("su") && loaded.project.user().as_str() != "root" {
         findings.push("no su: the log directory belongs to the service user, so rotating as root invites symlink attacks and logrotate refuses group-writable directories");
     }
     if !has("create") && !has("copytruncate") {
@@ -793,9 +795,11 @@ mod tests {
 
     fn loaded(extra: &str) -> Loaded {
         let project =
-            toml::from_str(&format!("[app]\nname = \"a\"\nversion = \"1\"\n{extra}")).unwrap();
+            crate::project::parse(&format!("[app]\nname = \"a\"\nversion = \"1\"\n{extra}"))
+                .unwrap();
         Loaded {
             dir: PathBuf::from("."),
+            root: PathBuf::from("."),
             project,
             targets: Vec::new(),
         }

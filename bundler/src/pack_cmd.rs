@@ -10,6 +10,7 @@
 //!
 //! Same tree, same flags and same `SOURCE_DATE_EPOCH`: same bytes.
 
+use std::collections::BTreeMap;
 use std::io::Read as _;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
@@ -21,10 +22,10 @@ use ferry_format::archive::{write_bundle, PackFile, PackOptions};
 use ferry_format::atomic::{write_atomic, AtomicFile};
 use ferry_format::claims::Claims;
 use ferry_format::digest::{Hasher, Sha256};
-use ferry_format::install::{ConfigFile, HostPath, Install, Name, OnUpgrade, Text};
+use ferry_format::install::{ConfigFile, Install, Name, OnUpgrade, Text};
 use ferry_format::layout::AppName;
 use ferry_format::manifest::{
-    valid_version, App, Build, FileEntry, Manifest, Role, Target, Version, FORMAT_VERSION,
+    App, Build, FileEntry, Manifest, Role, Target, Version, FORMAT_VERSION,
 };
 use ferry_format::minisign;
 use ferry_format::mode::Mode;
@@ -34,6 +35,8 @@ use serde::Serialize;
 use crate::{keys, project, render};
 
 pub struct PackArgs {
+    /// `FERRY_PASSPHRASE`, taken out of the environment at start-up.
+    pub passphrase: keys::Passphrase,
     /// The payload tree.
     pub dir: PathBuf,
     pub app: String,
@@ -183,21 +186,10 @@ fn digest_file(path: &Path, buf: &mut [u8]) -> std::io::Result<(Sha256, u64)> {
     Ok((h.finish(), len))
 }
 
-/// The project a `ferry.toml` with only `[app]` describes.
-fn default_project(app: &str, version: &str) -> Result<project::Project> {
-    let mut table = toml::Table::new();
-    let mut app_table = toml::Table::new();
-    app_table.insert("name".into(), app.into());
-    app_table.insert("version".into(), version.into());
-    table.insert("app".into(), toml::Value::Table(app_table));
-    toml::Value::Table(table)
-        .try_into()
-        .context("the default project")
-}
-
 /// The default project's install section with the configs found under
 /// `config/ENV/NAME`, each installed as `/etc/APP/NAME` in environment ENV.
-fn install_section(mut install: Install, app: &str, files: &[FileEntry]) -> Result<Install> {
+fn install_section(mut install: Install, app: &AppName, files: &[FileEntry]) -> Result<Install> {
+    let l = app.layout();
     let mut configs = Vec::new();
     let mut envs: Vec<Name> = Vec::new();
     for f in files.iter().filter(|f| f.role == Role::Config) {
@@ -208,8 +200,9 @@ fn install_section(mut install: Install, app: &str, files: &[FileEntry]) -> Resu
         };
         let Some(env) = env else {
             bail!(
-                "{}: a config must be config/ENV/NAME (ENV a lower-case environment name), installed as /etc/{app}/NAME",
-                f.path
+                "{}: a config must be config/ENV/NAME (ENV a lower-case environment name), installed as {}/NAME",
+                f.path,
+                l.etc()
             );
         };
         if !envs.contains(&env) {
@@ -218,7 +211,7 @@ fn install_section(mut install: Install, app: &str, files: &[FileEntry]) -> Resu
         configs.push(ConfigFile {
             env,
             source: f.path.clone(),
-            dest: HostPath::new(&format!("/etc/{app}/{file}"))?,
+            dest: l.config_file(file)?,
             owner: Name::new("root")?,
             group: install.group.clone(),
             mode: Mode::parse("0640")?,
@@ -235,15 +228,10 @@ fn install_section(mut install: Install, app: &str, files: &[FileEntry]) -> Resu
     Ok(install)
 }
 
-pub fn run(args: &PackArgs) -> Result<PackReport> {
+pub fn run(args: PackArgs) -> Result<PackReport> {
     let usage = |msg: String| anyhow!(crate::exit::Usage(msg));
-    Name::new(&args.app).map_err(|e| usage(format!("--app: {e}")))?;
-    if !valid_version(&args.version) {
-        return Err(usage(format!(
-            "--version {:?} must be [0-9A-Za-z._+~-], starting with a letter or digit",
-            args.version
-        )));
-    }
+    let app = AppName::new(&args.app).map_err(|e| usage(format!("--app: {e}")))?;
+    let version = Version::new(&args.version).map_err(|e| usage(format!("--version: {e}")))?;
     // An output inside DIR would be packed by the next run: not byte-identical on repeat.
     let (dir_abs, out_abs) = (
         std::path::absolute(&args.dir)?,
@@ -257,13 +245,17 @@ pub fn run(args: &PackArgs) -> Result<PackReport> {
         )));
     }
     let sde = source_date_epoch()?;
-    let sk = keys::load_secret(&args.key)?;
+    let sk = keys::load_secret(&args.key, args.passphrase)?;
+    let l = app.layout();
 
     // The files ferry generates for the default footprint; the tree's own versions, where
     // it has them, replace them and must conform to the same footprint.
     let loaded = project::Loaded {
         dir: args.dir.clone(),
-        project: default_project(&args.app, &args.version)?,
+        // The minimal project names no template; the root is canonical all the same.
+        root: project::files::canonical_root(&args.dir)
+            .with_context(|| format!("reading {}", args.dir.display()))?,
+        project: project::Project::minimal(app.clone(), version.clone()),
         targets: vec![args.target],
     };
     let rendered = render::render(&loaded)?;
@@ -272,8 +264,13 @@ pub fn run(args: &PackArgs) -> Result<PackReport> {
         .tempdir()
         .context("creating a work directory")?;
     let mut found = collect(&args.dir)?;
-    let socket = format!("systemd/{}.socket", args.app);
-    if found.iter().any(|f| f.0.as_str() == socket) {
+    // Where each file's bytes come from, for messages.
+    let mut origin: BTreeMap<EntryPath, String> = found
+        .iter()
+        .map(|f| (f.0.clone(), f.1.display().to_string()))
+        .collect();
+    let socket = l.payload_socket();
+    if found.iter().any(|f| f.0 == socket) {
         bail!(
             "{socket}: ferry pack declares no listen addresses (the default footprint); build socket-activated services with ferry build"
         );
@@ -285,6 +282,7 @@ pub fn run(args: &PackArgs) -> Result<PackReport> {
         let dest = work.path().join(f.path.as_str());
         std::fs::create_dir_all(dest.parent().expect("has parent"))?;
         std::fs::write(&dest, &f.data)?;
+        origin.insert(f.path.clone(), f.template.clone());
         found.push((f.path.clone(), dest, f.mode, f.role));
     }
     found.sort_by(|a, b| a.0.cmp(&b.0));
@@ -301,12 +299,12 @@ pub fn run(args: &PackArgs) -> Result<PackReport> {
             sha256,
         })
         .collect();
-    let install = install_section(rendered.install.clone(), &args.app, &entries)?;
+    let install = install_section(rendered.install.clone(), &app, &entries)?;
     let manifest = Manifest {
         format_version: FORMAT_VERSION,
         app: App {
-            name: AppName::new(&args.app).map_err(|e| usage(format!("--app: {e}")))?,
-            version: Version::new(&args.version)?,
+            name: app.clone(),
+            version,
             description: Text::default(),
         },
         target: args.target,
@@ -327,21 +325,32 @@ pub fn run(args: &PackArgs) -> Result<PackReport> {
     manifest
         .validate(&ferry_format::Limits::default())
         .with_context(|| format!("{} cannot be packed as a bundle", args.dir.display()))?;
-    let generated: Vec<render::RenderedFile> = found
+    // The generated files and configs are text the installer writes under /etc: held to
+    // the footprint, and scanned for secrets like everything `ferry build` renders.
+    let texts: Vec<render::RenderedFile> = found
         .iter()
         .zip(&manifest.files)
-        .filter(|(_, e)| ferry_format::conform::is_generated(&manifest, &e.path))
+        .filter(|(_, e)| {
+            e.role == Role::Config || ferry_format::conform::is_generated(&manifest, &e.path)
+        })
         .map(|(f, e)| {
             Ok(render::RenderedFile {
                 path: e.path.clone(),
                 mode: e.mode,
                 role: e.role,
                 data: std::fs::read(&f.1).with_context(|| format!("reading {}", f.1.display()))?,
+                template: origin.get(&e.path).cloned().unwrap_or_default(),
             })
         })
         .collect::<Result<_>>()?;
-    render::conform(&manifest, &generated)
-        .with_context(|| format!("{} cannot be packed as a bundle", args.dir.display()))?;
+    for f in &texts {
+        render::refuse_secrets(
+            f.path.as_str(),
+            &f.template,
+            &String::from_utf8_lossy(&f.data),
+        )?;
+    }
+    render::conform(&manifest, &texts)?;
     let manifest_bytes = manifest.to_bytes();
     let manifest_sha = Sha256::of(&manifest_bytes);
     let claims = Claims::for_manifest(&manifest, manifest_sha);
@@ -401,8 +410,8 @@ pub fn run(args: &PackArgs) -> Result<PackReport> {
     write_atomic(&sig_path, sig.to_file_string().as_bytes(), 0o644)
         .with_context(|| format!("writing {}", sig_path.display()))?;
     Ok(PackReport {
-        app: args.app.clone(),
-        version: args.version.clone(),
+        app: args.app,
+        version: args.version,
         target: args.target.to_string(),
         path: args.out.display().to_string(),
         size: out_digests.size,
@@ -453,25 +462,27 @@ mod tests {
             file("config/prod/app.toml", Role::Config),
             file("systemd/app.service", Role::Unit),
         ];
+        let app = AppName::new("app").unwrap();
         let base = || {
             let loaded = project::Loaded {
                 dir: std::path::PathBuf::from("/nonexistent"),
-                project: default_project("app", "1.0").unwrap(),
+                root: std::path::PathBuf::from("/nonexistent"),
+                project: project::Project::minimal(app.clone(), Version::new("1.0").unwrap()),
                 targets: Vec::new(),
             };
             render::render(&loaded).unwrap().install
         };
-        let inst = install_section(base(), "app", &files).unwrap();
+        let inst = install_section(base(), &app, &files).unwrap();
         let envs: Vec<&str> = inst.environments.iter().map(Name::as_str).collect();
         assert_eq!(envs, ["dev", "prod"]);
         assert_eq!(inst.default_env.as_str(), "dev");
         assert_eq!(inst.configs[1].dest.as_str(), "/etc/app/app.toml");
         assert_eq!(inst.user.as_str(), "app");
         assert!(!inst.service.socket_activated());
-        let none = install_section(base(), "app", &files[..1]).unwrap();
+        let none = install_section(base(), &app, &files[..1]).unwrap();
         assert_eq!(none.default_env.as_str(), "default");
         let stray = [file("config/app.toml", Role::Config)];
-        let e = install_section(base(), "app", &stray)
+        let e = install_section(base(), &app, &stray)
             .unwrap_err()
             .to_string();
         assert!(e.contains("config/ENV/NAME"), "{e}");

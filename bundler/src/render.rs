@@ -5,26 +5,31 @@
 //! Everything is rendered at build time, so the signed bundle holds the exact bytes that
 //! land on the host and the manifest's digests cover them. Host-specific values belong in
 //! systemd specifiers (`%H`, `%d` for credentials) or in secrets, never in templates.
+//!
+//! Every value here comes from `ferry.toml`'s validated types, and every host and payload
+//! path from `ferry_format::layout`. Each rendered file, configs included, goes through
+//! the secret scanner before it can be packed, and the generated files are held against
+//! the declared footprint (`ferry_format::conform`) as soon as they are rendered, before
+//! anything is compiled.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context as _, Result};
-use ferry_format::footprint::{
-    AddressFamily, Capability, IpAllow, ListenAddr, ServiceType, Signal,
-};
+use ferry_format::footprint::ListenAddr;
 use ferry_format::install::{
-    AclEntry, Argv, ConfigFile, Directory, Health, HostPath, HttpUrl, Install, Keep, LogFiles,
-    Name, OnUpgrade, Probe, ProbeAddr, Secret, SecretKind, Service,
+    ConfigFile, Directory, Health, HostPath, Install, Keep, LogFiles, Name, Secret, SecretKind,
+    Service,
 };
-use ferry_format::manifest::Role;
+use ferry_format::layout::Layout;
+use ferry_format::manifest::{App, Arch, Build, Manifest, Role, Target, FORMAT_VERSION};
 use ferry_format::mode::Mode;
 use ferry_format::sandbox::Sandbox;
 use ferry_format::EntryPath;
 use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
 
-use crate::project::{Loaded, Project};
+use crate::project::types::ProjectPath;
+use crate::project::{files, Loaded, Project};
 
 /// The default templates, compiled in so an installed `ferry` needs no data files.
 const DEFAULTS: &[(&str, &str)] = &[
@@ -54,6 +59,9 @@ pub struct RenderedFile {
     pub mode: Mode,
     pub role: Role,
     pub data: Vec<u8>,
+    /// Where its bytes came from, for messages: `templates/unit.service.j2` (ferry's
+    /// default), the project's template relative to the project, or a packed file.
+    pub template: String,
 }
 
 #[derive(Debug, Clone)]
@@ -93,40 +101,34 @@ pub struct TemplateError {
     pub detail: String,
 }
 
-fn n(s: &str) -> Result<Name> {
-    Name::new(s).map_err(Into::into)
+fn root() -> Name {
+    Name::new("root").expect("a valid name")
 }
 
-fn mode(s: &str) -> Result<Mode> {
-    Mode::parse(s).map_err(Into::into)
+fn mode(bits: u32) -> Mode {
+    Mode::new(bits).expect("permission bits")
 }
 
 /// Directories every service gets, then the project's own, merged by path.
-pub fn directories(p: &Project) -> Result<Vec<Directory>> {
-    let app = &p.app.name;
+pub fn directories(p: &Project) -> Vec<Directory> {
+    let l = p.layout();
     let (user, group) = (p.user(), p.group());
-    let mut dirs: BTreeMap<String, Directory> = BTreeMap::new();
+    let mut dirs: BTreeMap<HostPath, Directory> = BTreeMap::new();
     let defaults = [
-        (format!("/opt/{app}"), "root", "root", "0755", Keep::Release),
-        (
-            format!("/opt/{app}/releases"),
-            "root",
-            "root",
-            "0755",
-            Keep::Release,
-        ),
-        (format!("/etc/{app}"), "root", group, "0750", Keep::Config),
-        (format!("/var/lib/{app}"), user, group, "0750", Keep::Data),
-        (format!("/var/log/{app}"), user, group, "0750", Keep::Data),
+        (l.opt(), root(), root(), 0o755, Keep::Release),
+        (l.releases(), root(), root(), 0o755, Keep::Release),
+        (l.etc(), root(), group.clone(), 0o750, Keep::Config),
+        (l.lib(), user.clone(), group.clone(), 0o750, Keep::Data),
+        (l.log(), user.clone(), group.clone(), 0o750, Keep::Data),
     ];
-    for (path, owner, grp, m, keep) in defaults {
+    for (path, owner, group, bits, keep) in defaults {
         dirs.insert(
             path.clone(),
             Directory {
-                path: HostPath::new(&path)?,
-                owner: n(owner)?,
-                group: n(grp)?,
-                mode: mode(m)?,
+                path,
+                owner,
+                group,
+                mode: mode(bits),
                 acl: Vec::new(),
                 default_acl: Vec::new(),
                 keep,
@@ -134,168 +136,94 @@ pub fn directories(p: &Project) -> Result<Vec<Directory>> {
         );
     }
     for d in &p.directories {
-        let existing = dirs.get(&d.path).cloned();
-        let keep = existing.as_ref().map_or(Keep::Data, |e| e.keep);
+        let existing = dirs.get(&d.path);
         let dir = Directory {
-            path: HostPath::new(&d.path)?,
-            owner: n(d
+            path: d.path.clone(),
+            owner: d
                 .owner
-                .as_deref()
-                .unwrap_or_else(|| existing.as_ref().map_or(user, |e| e.owner.as_str())))?,
-            group: n(d
+                .clone()
+                .unwrap_or_else(|| existing.map_or_else(|| user.clone(), |e| e.owner.clone())),
+            group: d
                 .group
-                .as_deref()
-                .unwrap_or_else(|| existing.as_ref().map_or(group, |e| e.group.as_str())))?,
-            mode: match &d.mode {
-                Some(m) => mode(m)?,
-                None => existing.as_ref().map_or(Mode::parse("0750")?, |e| e.mode),
-            },
-            acl: d
-                .acl
-                .iter()
-                .map(|a| AclEntry::new(a))
-                .collect::<Result<_, _>>()?,
-            default_acl: d
-                .default_acl
-                .iter()
-                .map(|a| AclEntry::new(a))
-                .collect::<Result<_, _>>()?,
-            keep,
+                .clone()
+                .unwrap_or_else(|| existing.map_or_else(|| group.clone(), |e| e.group.clone())),
+            mode: d
+                .mode
+                .unwrap_or_else(|| existing.map_or(mode(0o750), |e| e.mode)),
+            acl: d.acl.clone(),
+            default_acl: d.default_acl.clone(),
+            keep: existing.map_or(Keep::Data, |e| e.keep),
         };
         dirs.insert(d.path.clone(), dir);
     }
-    Ok(dirs.into_values().collect())
+    dirs.into_values().collect()
 }
 
-fn secrets(p: &Project) -> Result<Vec<Secret>> {
-    let app = &p.app.name;
+fn secrets(p: &Project) -> Vec<Secret> {
+    let l = p.layout();
     p.secrets
         .iter()
-        .map(|s| {
-            let (kind, file) = if s.kind == "credential" {
-                (SecretKind::Credential, format!("/etc/{app}/{}", s.name))
-            } else {
-                (
-                    SecretKind::EnvironmentFile,
-                    format!("/etc/{app}/{}.env", s.name),
-                )
-            };
-            Ok(Secret {
-                name: n(&s.name)?,
-                path: HostPath::new(&file)?,
-                kind,
-                owner: n("root")?,
-                group: n("root")?,
-                mode: mode("0600")?,
-            })
+        .map(|s| Secret {
+            name: s.name.clone(),
+            path: l.secret_file(&s.name, s.kind),
+            kind: s.kind,
+            owner: root(),
+            group: root(),
+            mode: mode(0o600),
         })
         .collect()
 }
 
-fn health(p: &Project) -> Result<Health> {
-    let h = &p.health;
-    let probe = match h.probe.as_str() {
-        "http" => Probe::Http {
-            url: HttpUrl::new(
-                h.url
-                    .as_deref()
-                    .ok_or_else(|| anyhow!("health.probe = \"http\" needs health.url"))?,
-            )
-            .context("health.url")?,
-        },
-        "tcp" => Probe::Tcp {
-            address: ProbeAddr::new(
-                h.address
-                    .as_deref()
-                    .ok_or_else(|| anyhow!("health.probe = \"tcp\" needs health.address"))?,
-            )
-            .context("health.address")?,
-        },
-        "exec" => {
-            if h.argv.is_empty() {
-                return Err(anyhow!("health.probe = \"exec\" needs health.argv"));
-            }
-            Probe::Exec {
-                argv: Argv::new(h.argv.clone()).context("health.argv")?,
-            }
-        }
-        _ => Probe::None,
-    };
-    Ok(Health {
-        probe,
-        timeout_secs: h.timeout_secs,
-        settle_secs: h.settle_secs,
-    })
+fn health(p: &Project) -> Health {
+    Health {
+        probe: p.health.probe.clone(),
+        timeout_secs: p.health.timeout_secs.get(),
+        settle_secs: p.health.settle_secs.get(),
+    }
 }
 
 /// The sandbox the unit gets: the project's knobs and profile, and `PrivateUsers=no`
 /// whenever the service keeps a capability (a user namespace voids them).
-pub fn sandbox(p: &Project) -> Result<Sandbox> {
-    let mut s = p.service.sandbox.resolve()?;
+pub fn sandbox(p: &Project) -> Sandbox {
+    let mut s = p.service.sandbox.clone();
     if !p.service.capabilities.is_empty() {
         s.set("private_users", "no")
             .expect("private_users = no is a valid setting");
     }
-    Ok(s)
+    s
 }
 
 /// The service's part of the declared footprint.
-pub fn service(p: &Project, dirs: &[Directory]) -> Result<Service> {
+pub fn service(p: &Project, dirs: &[Directory]) -> Service {
     let s = &p.service;
-    let app = ferry_format::layout::AppName::new(&p.app.name)?;
-    let l = app.layout();
+    let l = p.layout();
     let mut writable = vec![l.lib(), l.log()];
-    for d in read_write_paths(p, dirs) {
-        writable.push(HostPath::new(&d)?);
-    }
-    Ok(Service {
-        kind: match s.kind {
-            crate::project::ServiceType::Notify => ServiceType::Notify,
-            crate::project::ServiceType::Exec => ServiceType::Exec,
-        },
-        capabilities: s
-            .capabilities
-            .iter()
-            .map(|c| {
-                Capability::parse(c)
-                    .ok_or_else(|| anyhow!("service.capabilities: unknown capability {c:?}"))
-            })
-            .collect::<Result<_>>()?,
-        address_families: address_families(p)
-            .iter()
-            .map(|f| AddressFamily::parse(f).ok_or_else(|| anyhow!("unknown address family {f:?}")))
-            .collect::<Result<_>>()?,
+    writable.extend(read_write_paths(p, dirs));
+    Service {
+        kind: s.kind,
+        capabilities: s.capabilities.clone(),
+        address_families: p.address_families(),
         private_network: p.private_network(),
-        ip_address_allow: s
-            .ip_address_allow
-            .iter()
-            .map(|a| IpAllow::new(a).context("service.ip_address_allow"))
-            .collect::<Result<_>>()?,
-        listen: s
-            .listen_stream
-            .iter()
-            .map(|a| ListenAddr::new(a).context("service.listen_stream"))
-            .collect::<Result<_>>()?,
+        ip_address_allow: s.ip_address_allow.clone(),
+        listen: s.listen_stream.clone(),
         writable_paths: writable,
-        sandbox: sandbox(p)?,
-        reload_signal: Some(signal(&p.logs.reopen_signal)?),
-    })
+        sandbox: sandbox(p),
+        reload_signal: Some(p.logs.reopen_signal),
+    }
 }
 
-fn signal(s: &str) -> Result<Signal> {
-    Signal::parse(s).ok_or_else(|| anyhow!("signal {s:?}: expected HUP, USR1 or USR2"))
-}
-
+/// The template's name for messages and its text: the project's own (read safely from
+/// inside the project, see [`files::read`]) or ferry's default. `key` names the
+/// `ferry.toml` key that chose it.
 fn template_source(
     loaded: &Loaded,
-    override_path: Option<&PathBuf>,
+    override_path: Option<&ProjectPath>,
     default: &str,
+    key: &str,
 ) -> Result<(String, String)> {
-    if let Some(p) = override_path {
-        let full = loaded.dir.join(p);
-        let text = std::fs::read_to_string(&full)
-            .with_context(|| format!("reading template {}", full.display()))?;
-        return Ok((p.display().to_string(), text));
+    if let Some(rel) = override_path {
+        let text = files::read(&loaded.root, rel.as_path(), key)?;
+        return Ok((rel.to_string(), text));
     }
     let text = DEFAULTS
         .iter()
@@ -484,46 +412,24 @@ fn defined(ctx: &minijinja::Value, dotted: &str) -> bool {
 /// Directories the service writes outside `StateDirectory=` and `LogsDirectory=`: every
 /// declared directory it owns becomes a `ReadWritePaths=` entry (ProtectSystem=strict makes
 /// everything else read-only).
-fn read_write_paths(p: &Project, dirs: &[Directory]) -> Vec<String> {
-    let app = &p.app.name;
-    let managed = [format!("/var/lib/{app}"), format!("/var/log/{app}")];
+fn read_write_paths(p: &Project, dirs: &[Directory]) -> Vec<HostPath> {
+    let l = p.layout();
+    let managed = [l.lib(), l.log()];
     dirs.iter()
-        .filter(|d| d.owner.as_str() == p.user())
-        .map(|d| d.path.to_string())
-        .filter(|path| {
-            !managed.iter().any(|m| {
-                path == m
-                    || path
-                        .strip_prefix(m.as_str())
-                        .is_some_and(|r| r.starts_with('/'))
-            })
-        })
+        .filter(|d| &d.owner == p.user())
+        .map(|d| d.path.clone())
+        .filter(|path| !managed.iter().any(|m| path.is_within(m)))
         .collect()
 }
 
 /// `FreeBind=` lets a socket bind an address no interface has yet (early boot); only
 /// worth it for a specific, non-loopback IP.
-fn needs_free_bind(listen: &[String]) -> bool {
+fn needs_free_bind(listen: &[ListenAddr]) -> bool {
     listen.iter().any(|l| {
-        l.parse::<std::net::SocketAddr>()
+        l.as_str()
+            .parse::<std::net::SocketAddr>()
             .is_ok_and(|a| !a.ip().is_loopback() && !a.ip().is_unspecified())
     })
-}
-
-/// `RestrictAddressFamilies=`: `AF_UNIX` always (`sd_notify`, syslog, the journal); the
-/// Internet families unless the service has no network of its own.
-fn address_families(p: &Project) -> Vec<String> {
-    let mut v: Vec<String> = if p.private_network() {
-        vec!["AF_UNIX".into()]
-    } else {
-        vec!["AF_INET".into(), "AF_INET6".into(), "AF_UNIX".into()]
-    };
-    for f in &p.service.extra_address_families {
-        if !v.contains(f) {
-            v.push(f.clone());
-        }
-    }
-    v
 }
 
 /// The context every template gets (config templates also get `[vars]` and `env`).
@@ -534,10 +440,9 @@ fn base_context(
     health: &Health,
     sandbox: &Sandbox,
 ) -> minijinja::Value {
-    let app = &p.app.name;
-    let unit = format!("{app}.service");
-    let credentials = format!("/run/credentials/{unit}");
-    let binary = format!("/opt/{app}/current/bin/{app}");
+    let l = p.layout();
+    let credentials = l.credentials_dir();
+    let binary = l.binary().to_string();
     let dir_ctx: Vec<DirCtx> = dirs
         .iter()
         .map(|d| DirCtx {
@@ -564,22 +469,25 @@ fn base_context(
             },
         })
         .collect();
+    let s = &p.service;
     let exec_start = std::iter::once(binary.clone())
-        .chain(p.service.args.iter().map(|a| unit_quote(a)))
+        .chain(s.args.iter().map(|a| unit_quote(a.as_str())))
         .collect::<Vec<_>>()
         .join(" ");
-    let s = &p.service;
     minijinja::context! {
         app => minijinja::context! {
-            name => app, version => &p.app.version, description => &p.app.description, unit => &unit,
+            name => p.app.name.as_str(),
+            version => p.app.version.as_str(),
+            description => p.app.description.as_str(),
+            unit => l.unit_name(),
         },
-        user => p.user(),
-        group => p.group(),
+        user => p.user().as_str(),
+        group => p.group().as_str(),
         service => minijinja::context! {
             type => s.kind,
             args => &s.args,
             exec_start => exec_start,
-            supplementary_groups => &s.supplementary_groups,
+            supplementary_groups => p.supplementary_groups(),
             environment => &s.environment,
             restart_prevent_exit_status => &s.restart_prevent_exit_status,
             limit_nofile => s.limit_nofile,
@@ -587,19 +495,23 @@ fn base_context(
             free_bind => needs_free_bind(&s.listen_stream),
             capabilities => &s.capabilities,
             private_network => p.private_network(),
-            address_families => address_families(p),
+            address_families => p.address_families(),
             ip_address_allow => &s.ip_address_allow,
             watchdog_sec => s.watchdog_sec,
             read_write_paths => read_write_paths(p, dirs),
         },
         logs => minijinja::context! {
-            rotate => p.logs.rotate, frequency => &p.logs.frequency,
-            max_size => &p.logs.max_size, reopen_signal => &p.logs.reopen_signal,
+            rotate => p.logs.rotate,
+            frequency => p.logs.frequency,
+            max_size => &p.logs.max_size,
+            reopen_signal => p.logs.reopen_signal,
         },
         health => minijinja::context! { timeout_secs => health.timeout_secs },
         paths => minijinja::context! {
             binary => binary,
-            etc => format!("/etc/{app}"), lib => format!("/var/lib/{app}"), log => format!("/var/log/{app}"),
+            etc => l.etc(),
+            lib => l.lib(),
+            log => l.log(),
             credentials => credentials,
         },
         directories => dir_ctx,
@@ -614,85 +526,125 @@ fn base_context(
 }
 
 /// Renders one template and refuses output that carries key material (a template can
-/// hold a secret as easily as ferry.toml can).
+/// hold a secret as easily as ferry.toml can). Every rendered file goes through here.
 fn render_checked(name: &str, source: &str, ctx: &minijinja::Value, what: &str) -> Result<String> {
     let out = render_one(name, source, ctx).with_context(|| format!("rendering {what}"))?;
-    if let Some(reason) = crate::project::secrets::value_evidence(&out) {
+    refuse_secrets(what, name, &out)?;
+    Ok(out)
+}
+
+/// The inline-secret scanner's value rules (key material, tokens, URLs with passwords),
+/// applied to a whole generated file.
+pub fn refuse_secrets(what: &str, source: &str, text: &str) -> Result<()> {
+    if let Some(reason) = crate::project::secrets::value_evidence(text) {
         bail!(
-            "{what}, rendered from {name}, contains a secret ({}); a bundle must never hold one: \
+            "{what}, from {source}, contains a secret ({}); a bundle must never hold one: \
              declare it under [[secrets]] and read it from the credential on the host",
             reason.describe()
         );
     }
-    Ok(out)
+    Ok(())
+}
+
+fn push_rendered(
+    files: &mut Vec<RenderedFile>,
+    loaded: &Loaded,
+    base: &minijinja::Value,
+    (over, default, key): (Option<&ProjectPath>, &str, &str),
+    dest: EntryPath,
+    role: Role,
+) -> Result<()> {
+    let (name, src) = template_source(loaded, over, default, key)?;
+    let out = render_checked(&name, &src, base, dest.as_str())?;
+    files.push(RenderedFile {
+        path: dest,
+        mode: mode(0o644),
+        role,
+        data: out.into_bytes(),
+        template: name,
+    });
+    Ok(())
 }
 
 /// The payload's rendered files and the install layout for the manifest.
 pub fn render(loaded: &Loaded) -> Result<Rendered> {
     let p = &loaded.project;
-    let app = &p.app.name;
-    let dirs = directories(p)?;
-    let secrets = secrets(p)?;
-    let health = health(p)?;
-    let socket = p.socket_activated();
-    let service = service(p, &dirs)?;
+    let l = p.layout();
+    let dirs = directories(p);
+    let secrets = secrets(p);
+    let health = health(p);
+    let service = service(p, &dirs);
     let base = base_context(p, &dirs, &secrets, &health, &service.sandbox);
 
     let t = &p.templates;
     let mut files = Vec::new();
-    let mut add = |path: String, role: Role, m: &str, data: String| -> Result<()> {
-        files.push(RenderedFile {
-            path: EntryPath::new(&path)?,
-            mode: mode(m)?,
-            role,
-            data: data.into_bytes(),
-        });
-        Ok(())
-    };
-    let mut one = |over: Option<&PathBuf>, default: &str, dest: String, role: Role| -> Result<()> {
-        let (name, src) = template_source(loaded, over, default)?;
-        let out = render_checked(&name, &src, &base, &dest)?;
-        add(dest, role, "0644", out)
-    };
-    one(
-        t.unit.as_ref(),
-        "unit.service.j2",
-        format!("systemd/{app}.service"),
+    push_rendered(
+        &mut files,
+        loaded,
+        &base,
+        (t.unit.as_ref(), "unit.service.j2", "[templates] unit"),
+        l.payload_unit(),
         Role::Unit,
     )?;
-    if socket {
-        one(
-            t.socket.as_ref(),
-            "unit.socket.j2",
-            format!("systemd/{app}.socket"),
+    if p.socket_activated() {
+        push_rendered(
+            &mut files,
+            loaded,
+            &base,
+            (t.socket.as_ref(), "unit.socket.j2", "[templates] socket"),
+            l.payload_socket(),
             Role::Unit,
         )?;
     }
-    one(
-        t.logrotate.as_ref(),
-        "logrotate.j2",
-        format!("logrotate/{app}"),
+    push_rendered(
+        &mut files,
+        loaded,
+        &base,
+        (
+            t.logrotate.as_ref(),
+            "logrotate.j2",
+            "[templates] logrotate",
+        ),
+        l.payload_logrotate(),
         Role::Logrotate,
     )?;
-    one(
-        t.sysusers.as_ref(),
-        "sysusers.conf.j2",
-        format!("sysusers/{app}.conf"),
+    push_rendered(
+        &mut files,
+        loaded,
+        &base,
+        (
+            t.sysusers.as_ref(),
+            "sysusers.conf.j2",
+            "[templates] sysusers",
+        ),
+        l.payload_sysusers(),
         Role::Sysusers,
     )?;
-    one(
-        t.tmpfiles.as_ref(),
-        "tmpfiles.conf.j2",
-        format!("tmpfiles/{app}.conf"),
+    push_rendered(
+        &mut files,
+        loaded,
+        &base,
+        (
+            t.tmpfiles.as_ref(),
+            "tmpfiles.conf.j2",
+            "[templates] tmpfiles",
+        ),
+        l.payload_tmpfiles(),
         Role::Tmpfiles,
     )?;
 
+    // Each config template is read once, then rendered for every environment.
+    let sources: Vec<(String, String)> = p
+        .configs
+        .iter()
+        .map(|c| template_source(loaded, Some(&c.template), "", "[[config]] template"))
+        .collect::<Result<_>>()?;
     let envs = p.env_names();
     let mut configs = Vec::new();
-    for env_name in &envs {
-        let mut vars = p.vars.clone();
-        if let Some(values) = p.environments.values.get(env_name) {
-            for (k, v) in values {
+    for env in &envs {
+        let mut vars = p.vars.0.clone();
+        if let Some(values) = p.environments.values.get(env) {
+            for (k, v) in &values.0 {
                 vars.insert(k.clone(), v.clone());
             }
         }
@@ -700,79 +652,107 @@ pub fn render(loaded: &Loaded) -> Result<Rendered> {
         for (k, v) in &vars {
             ctx_map.insert(k.clone(), minijinja::Value::from_serialize(v));
         }
-        ctx_map.insert("env".into(), minijinja::Value::from(env_name.as_str()));
+        ctx_map.insert("env".into(), minijinja::Value::from(env.as_str()));
         let ctx =
             minijinja::context! { ..base.clone(), ..minijinja::Value::from_serialize(&ctx_map) };
-        for c in &p.configs {
-            let (name, src) = template_source(loaded, Some(&c.template), "")?;
-            let dest = HostPath::new(&c.dest)?;
+        for (c, (name, src)) in p.configs.iter().zip(&sources) {
             let out = render_checked(
-                &name,
-                &src,
+                name,
+                src,
                 &ctx,
-                &format!("{dest} for environment {env_name}"),
+                &format!("{} for environment {env}", c.dest),
             )?;
-            let source = format!("config/{env_name}/{}", dest.file_name());
+            let source = Layout::payload_config(env, c.dest.file_name())?;
             configs.push(ConfigFile {
-                env: n(env_name)?,
-                source: EntryPath::new(&source)?,
-                dest,
-                owner: n(&c.owner)?,
-                group: n(c.group.as_deref().unwrap_or(p.group()))?,
-                mode: mode(&c.mode)?,
-                on_upgrade: if c.on_upgrade == "replace" {
-                    OnUpgrade::Replace
-                } else {
-                    OnUpgrade::Preserve
-                },
+                env: env.clone(),
+                source: source.clone(),
+                dest: c.dest.clone(),
+                owner: c.owner.clone(),
+                group: c.group.clone().unwrap_or_else(|| p.group().clone()),
+                mode: c.mode,
+                on_upgrade: c.on_upgrade,
             });
-            add(source, Role::Config, "0640", out)?;
+            files.push(RenderedFile {
+                path: source,
+                mode: mode(0o640),
+                role: Role::Config,
+                data: out.into_bytes(),
+                template: name.clone(),
+            });
         }
     }
 
     let install = Install {
         account: p.service.account,
-        user: n(p.user())?,
-        group: n(p.group())?,
-        supplementary_groups: p
-            .service
-            .supplementary_groups
-            .iter()
-            .map(|g| n(g))
-            .collect::<Result<_>>()?,
+        user: p.user().clone(),
+        group: p.group().clone(),
+        supplementary_groups: p.supplementary_groups(),
         service,
-        default_env: n(&p.default_env())?,
-        environments: envs.iter().map(|e| n(e)).collect::<Result<_>>()?,
+        default_env: p.default_env(),
+        environments: envs,
         directories: dirs,
         configs,
         secrets,
         health,
         log_files: Some(LogFiles {
-            reopen_signal: signal(&p.logs.reopen_signal)?,
+            reopen_signal: p.logs.reopen_signal,
         }),
     };
+    // Fail on an override that says more than the footprint now, not after compiling:
+    // the check needs the install section only (the final one in `build` repeats it on
+    // the real manifest).
+    conform(&provisional_manifest(p, &install), &files)?;
     Ok(Rendered { files, install })
 }
 
-/// Holds the generated files against the manifest (`ferry_format::conform`), naming the
-/// template a refused file came from.
-pub fn conform(m: &ferry_format::Manifest, files: &[RenderedFile]) -> Result<()> {
+/// A manifest with everything the conformance check reads (app and install section) and
+/// nothing it does not.
+fn provisional_manifest(p: &Project, install: &Install) -> Manifest {
+    Manifest {
+        format_version: FORMAT_VERSION,
+        app: App {
+            name: p.app.name.clone(),
+            version: p.app.version.clone(),
+            description: p.app.description.clone(),
+        },
+        target: Target::linux(Arch::Amd64),
+        build: Build {
+            go_version: String::new(),
+            ferry_version: String::new(),
+            module: String::new(),
+            package: String::new(),
+            source_revision: None,
+            source_dirty: false,
+            source_date_epoch: 0,
+            settings: Vec::new(),
+        },
+        modules: Vec::new(),
+        files: Vec::new(),
+        install: install.clone(),
+    }
+}
+
+/// Holds the generated files against the manifest (`ferry_format::conform`): one line
+/// naming the file and line, the rule, and the template it came from.
+pub fn conform(m: &Manifest, files: &[RenderedFile]) -> Result<()> {
     let members: Vec<(EntryPath, Vec<u8>)> = files
         .iter()
         .map(|f| (f.path.clone(), f.data.clone()))
         .collect();
-    ferry_format::conform::check(m, &ferry_format::conform::Generated::from_members(m, &members))
-        .map_err(|e| {
-            anyhow!(
-                "{e}: a generated file says more than the manifest declares (a [templates] override?); \
-                 the installer would refuse it"
-            )
-        })
-}
-
-/// Where the project's template for a config lives, for messages.
-pub fn template_path(loaded: &Loaded, rel: &Path) -> PathBuf {
-    loaded.dir.join(rel)
+    ferry_format::conform::check(
+        m,
+        &ferry_format::conform::Generated::from_members(m, &members),
+    )
+    .map_err(|e| {
+        let from = files
+            .iter()
+            .find(|f| f.path == e.file)
+            .map_or("", |f| f.template.as_str());
+        anyhow!(
+            "{e}; the file comes from {from} and says more than the manifest declares, \
+             which the installer would refuse"
+        )
+    })
 }
 
 #[cfg(test)]

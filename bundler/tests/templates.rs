@@ -571,15 +571,17 @@ fn project_unit_override_is_used() {
         .starts_with("# project override for hello\n"));
     assert_eq!(b.check("systemd-analyze-verify")["status"], "passed");
 
-    // An override that systemd would not take fails the build, --strict or not.
+    // An override that systemd would not take fails the build, --strict or not: a value
+    // the footprint check has no opinion on, which systemd only logs and ignores.
+    assert!(default.contains("TimeoutStopSec=20\n"));
     p.write(
         "deploy/hello.service.j2",
-        "[Service]\nExecStart={{ paths.binary }}\nProtectSystem=sometimes\n",
+        &default.replace("TimeoutStopSec=20\n", "TimeoutStopSec=sometimes\n"),
     );
     let o = p.build("out2", &[]);
     assert_failed_and_out_untouched(&o, &p.out("out2"));
     assert!(
-        error_text(&o).contains("Failed to parse protect system value"),
+        error_text(&o).contains("Failed to parse time value, ignoring: sometimes"),
         "{}",
         error_text(&o)
     );
@@ -685,4 +687,225 @@ fn missing_tools_are_reported_as_skipped() {
         .as_str()
         .unwrap()
         .contains("not installed"));
+}
+
+/// Asserts a build was refused with exit 1 and one error line (no `caused by:`), wrote
+/// nothing to OUT, and that the error holds every needle.
+fn assert_refused(o: &Output, out: &Path, needles: &[&str]) {
+    assert_failed_and_out_untouched(o, out);
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(doc["error"]["exit_code"], 1, "{doc}");
+    let message = doc["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        !message.contains('\n') && doc["error"]["causes"].as_array().is_some_and(Vec::is_empty),
+        "not one error line: {doc}"
+    );
+    for n in needles {
+        assert!(message.contains(n), "{n:?} not in: {message}");
+    }
+}
+
+/// A copy of the default template `name` with `from` (which must occur) replaced.
+fn default_with(name: &str, from: &str, to: &str) -> String {
+    let t = std::fs::read_to_string(workspace().join("templates").join(name)).unwrap();
+    assert!(t.contains(from), "templates/{name} has no {from:?}");
+    t.replacen(from, to, 1)
+}
+
+/// Issue 11: a `[templates]` override that says more than the declared footprint fails
+/// the build (before anything is compiled), naming the template, the generated file and
+/// line, and the rule; OUT is not touched. Each case is one way a contributor could hand
+/// root to the service or to themselves through a template.
+#[test]
+fn overrides_that_say_more_than_the_footprint_fail_the_build() {
+    let unit = "unit.service.j2";
+    let cases: Vec<(&str, &str, String, Vec<&str>)> = vec![
+        (
+            "unit",
+            "deploy/hello.service.j2",
+            default_with(unit, "User={{ user }}", "User=root"),
+            vec!["systemd/hello.service:", "User=root: the manifest's user is hello"],
+        ),
+        (
+            "unit",
+            "deploy/hello.service.j2",
+            default_with(
+                unit,
+                "Group={{ group }}\n",
+                "Group={{ group }}\nSupplementaryGroups=root shadow disk\n",
+            ),
+            vec![
+                "systemd/hello.service:",
+                "SupplementaryGroups= says disk root shadow but the manifest declares the manifest's supplementary groups: (none)",
+            ],
+        ),
+        (
+            "unit",
+            "deploy/hello.service.j2",
+            default_with(
+                unit,
+                "ExecStart={{ service.exec_start }}\n",
+                "ExecStart={{ service.exec_start }}\nExecStartPre=+/bin/sh -c 'cp /bin/sh /tmp/rootsh; chmod 4755 /tmp/rootsh'\n",
+            ),
+            vec!["systemd/hello.service:", "ExecStartPre=+/bin/sh", "the '+' prefix is not allowed"],
+        ),
+        (
+            "unit",
+            "deploy/hello.service.j2",
+            default_with(
+                unit,
+                "WantedBy=multi-user.target\n",
+                "WantedBy=multi-user.target\nAlias=ssh.service\n",
+            ),
+            vec!["systemd/hello.service:", "Alias= is not allowed in [Install]"],
+        ),
+        (
+            "unit",
+            "deploy/hello.service.j2",
+            // The newline is the template's own: the value is refused in ferry.toml.
+            default_with(
+                unit,
+                "Description={{ app.description or app.name }}\n",
+                "Description={{ app.description }}\nExecStartPre=+/usr/bin/id\n",
+            ),
+            // Lands in [Unit], where systemd would ignore it; the check refuses it anyway.
+            vec!["systemd/hello.service:7: ExecStartPre= is not allowed in [Unit]"],
+        ),
+        (
+            "tmpfiles",
+            "deploy/tmpfiles.conf.j2",
+            format!(
+                "{}z /etc/shadow 0644 root root -\n",
+                std::fs::read_to_string(workspace().join("templates/tmpfiles.conf.j2")).unwrap()
+            ),
+            vec!["tmpfiles/hello.conf:", "/etc/shadow"],
+        ),
+        (
+            "logrotate",
+            "deploy/logrotate.j2",
+            default_with(
+                "logrotate.j2",
+                "    postrotate\n",
+                "    postrotate\n        chmod 0644 /etc/shadow\n",
+            ),
+            vec!["logrotate/hello:", "postrotate must be exactly"],
+        ),
+    ];
+    for (i, (key, path, text, needles)) in cases.iter().enumerate() {
+        let p = Project::example();
+        p.write(path, text);
+        p.append(&format!("[templates]\n{key} = \"{path}\"\n"));
+        let out = format!("out{i}");
+        let o = p.build(&out, &[]);
+        let from = format!("; the file comes from {path} and says more than the manifest declares");
+        let mut all = needles.clone();
+        all.push(&from);
+        assert_refused(&o, &p.out(&out), &all);
+    }
+
+    // A description cannot carry a directive of its own: refused where it is parsed.
+    let p = Project::example();
+    p.edit(
+        "description = \"Example HTTP service carried by ferry\"",
+        "description = \"Example\\nExecStartPre=+/bin/sh -c id\"",
+    );
+    let o = p.build("out", &[]);
+    assert_refused(
+        &o,
+        &p.out("out"),
+        &[
+            "ferry.toml:",
+            "app.description: text \"Example\\nExecStartPre=+/bin/sh -c id\" contains a control character",
+        ],
+    );
+}
+
+/// Every rendered file goes through the secret scanner, not only configs: key material in
+/// an override or a config template fails the build, naming the file and the template.
+#[test]
+fn the_secret_scanner_reads_every_rendered_file() {
+    let pem = "-----BEGIN OPENSSH PRIVATE KEY-----\\nb3BlbnNzaC1rZXktdjEAAAAA\\n-----END OPENSSH PRIVATE KEY-----";
+    for (key, path, text, needle) in [
+        (
+            "unit",
+            "deploy/hello.service.j2",
+            default_with("unit.service.j2", "[Service]\n", "[Service]\n# ghp_0123456789abcdefghijABCDEFGHIJ0123456789\n"),
+            "systemd/hello.service, from deploy/hello.service.j2, contains a secret",
+        ),
+        (
+            "logrotate",
+            "deploy/logrotate.j2",
+            format!("# {pem}\n{}", std::fs::read_to_string(workspace().join("templates/logrotate.j2")).unwrap()),
+            "logrotate/hello, from deploy/logrotate.j2, contains a secret (the value is a PEM private key",
+        ),
+    ] {
+        let p = Project::example();
+        p.write(path, &text);
+        p.append(&format!("[templates]\n{key} = \"{path}\"\n"));
+        let o = p.build("out", &[]);
+        assert_refused(&o, &p.out("out"), &[needle]);
+    }
+    // A config rendered from [vars] and a template that together spell a URL with a
+    // password: each part alone passes the ferry.toml scan, the rendered file does not.
+    let p = Project::example();
+    p.write(
+        "config/hello.toml.j2",
+        "# {{ app.name }}\ndsn = \"postgres://app:{{ 'hunter' ~ '2' }}@db.internal/app\"\n",
+    );
+    let o = p.build("out", &[]);
+    assert_refused(
+        &o,
+        &p.out("out"),
+        &[
+            "/etc/hello/hello.toml for environment",
+            "from config/hello.toml.j2, contains a secret",
+        ],
+    );
+}
+
+/// `[service.sandbox]` relaxes knobs of the default unit, and the relaxations are part of
+/// the declared footprint the unit is checked against.
+#[test]
+fn sandbox_relaxations_render_and_are_declared() {
+    let p = Project::example();
+    p.append("[service.sandbox]\nprofile = \"host-metrics\"\nprivate_tmp = false\n");
+    let b = p.build_ok("out", &[]);
+    let unit = b.file("systemd/hello.service");
+    for line in [
+        "ProcSubset=all",
+        "ProtectProc=default",
+        "ProtectHome=read-only",
+        "ProtectKernelTunables=no",
+        "ProtectControlGroups=no",
+        "PrivateTmp=no",
+        // Not relaxed: the rest of the baseline and the floor.
+        "PrivateDevices=yes",
+        "NoNewPrivileges=yes",
+    ] {
+        assert!(
+            unit.lines().any(|l| l == line),
+            "the unit lacks {line:?}:\n{unit}"
+        );
+    }
+    let relaxed: Vec<(&str, &str)> = b
+        .manifest
+        .install
+        .service
+        .sandbox
+        .relaxations()
+        .iter()
+        .map(|(k, v)| (k.key, *v))
+        .collect();
+    assert_eq!(
+        relaxed,
+        [
+            ("protect_home", "read-only"),
+            ("private_tmp", "no"),
+            ("protect_kernel_tunables", "no"),
+            ("protect_control_groups", "no"),
+            ("protect_proc", "default"),
+            ("proc_subset", "all"),
+        ]
+    );
+    assert_eq!(b.check("systemd-analyze-verify")["status"], "passed");
 }

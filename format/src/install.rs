@@ -188,7 +188,8 @@ pub struct Text(String);
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TextError {
-    #[error("text {text:?} contains a control character (newline, tab, escape, ...)")]
+    // `text` is already escaped (`escape_debug`): shown in quotes, not escaped twice.
+    #[error("text \"{text}\" contains a control character (newline, tab, escape, ...)")]
     Control { text: String },
     #[error("text is {len} bytes long; at most 256")]
     TooLong { len: usize },
@@ -531,7 +532,8 @@ impl HttpUrl {
 pub struct Argv(Vec<String>);
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("invalid command {text:?}: expected an absolute program path and at most 31 arguments without control characters")]
+// `text` is already escaped (`escape_debug`).
+#[error("invalid command \"{text}\": expected an absolute program path and at most 31 arguments without control characters")]
 pub struct ArgvError {
     pub text: String,
 }

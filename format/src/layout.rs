@@ -271,6 +271,26 @@ impl Layout<'_> {
         format!("/run/credentials/{}.service", self.app)
     }
 
+    /// A config file installed directly in `/etc/APP` (`file_name` is one component).
+    pub fn config_file(&self, file_name: &str) -> Result<HostPath, crate::install::HostPathError> {
+        let path = format!("/etc/{}/{file_name}", self.app);
+        if file_name.contains('/') {
+            return Err(crate::install::HostPathError { text: path });
+        }
+        HostPath::new(&path)
+    }
+
+    /// Where a declared secret lives on the host: `/etc/APP/NAME` for a credential,
+    /// `/etc/APP/NAME.env` for an environment file.
+    pub fn secret_file(&self, name: &Name, kind: crate::install::SecretKind) -> HostPath {
+        match kind {
+            crate::install::SecretKind::Credential => host(format!("/etc/{}/{name}", self.app)),
+            crate::install::SecretKind::EnvironmentFile => {
+                host(format!("/etc/{}/{name}.env", self.app))
+            }
+        }
+    }
+
     // ---- Host: ferry's records of the app.
 
     pub fn state_dir(&self) -> HostPath {
@@ -350,6 +370,7 @@ mod tests {
 
     #[test]
     fn paths() {
+        use crate::install::SecretKind;
         let app = AppName::new("hello").unwrap();
         let l = app.layout();
         assert_eq!(l.binary().as_str(), "/opt/hello/current/bin/hello");
@@ -364,5 +385,20 @@ mod tests {
             l.prefix_of(&HostPath::new("/srv/hello/a/b").unwrap()),
             Some(l.srv())
         );
+        let token = Name::new("token").unwrap();
+        assert_eq!(
+            l.secret_file(&token, SecretKind::Credential).as_str(),
+            "/etc/hello/token"
+        );
+        assert_eq!(
+            l.secret_file(&token, SecretKind::EnvironmentFile).as_str(),
+            "/etc/hello/token.env"
+        );
+        assert_eq!(
+            l.config_file("a.toml").unwrap().as_str(),
+            "/etc/hello/a.toml"
+        );
+        assert!(l.config_file("../shadow").is_err());
+        assert!(l.config_file("sub/a.toml").is_err());
     }
 }
