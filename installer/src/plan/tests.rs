@@ -97,9 +97,9 @@ fn accounts_are_new_or_ferrys_for_this_app() {
         accounts: vec![AccountRecord {
             app: app.into(),
             user: "hello".into(),
-            uid,
+            uid: Some(uid),
             group: "hello".into(),
-            gid: t.gid,
+            gid: Some(t.gid),
         }],
     };
     check_accounts(&t.host, &m, &accounts, &rec("hello", t.uid), None).unwrap();
