@@ -762,3 +762,202 @@ fn hostile_bundles_are_refused_on_a_real_host() {
     }
     let _ = fs::remove_dir_all(&dir);
 }
+
+/// Copies `bundle` into the host and installs it there (with `extra` arguments); the
+/// output.
+fn install_live(
+    host: &ferry_tests::Host,
+    dir: &Path,
+    name: &str,
+    bundle: &[u8],
+    extra: &[&str],
+) -> Output {
+    let file = dir.join(name);
+    fs::write(&file, bundle).unwrap();
+    let inside = format!("/root/ferry/{name}");
+    host.copy_in(&file, &inside).unwrap();
+    let mut argv = vec![
+        "/root/ferry/ferry-install",
+        "install",
+        &inside,
+        "--pubkey",
+        "/root/ferry/release.pub",
+    ];
+    argv.extend_from_slice(extra);
+    host.exec(argv)
+}
+
+fn live_host(base: &Base) -> ferry_tests::Host {
+    let host =
+        ferry_tests::Host::boot().expect("booting the test host (needs root and systemd-nspawn)");
+    host.copy_in(static_installer(), "/root/ferry/ferry-install")
+        .unwrap();
+    host.copy_in(&base.pubkey, "/root/ferry/release.pub")
+        .unwrap();
+    host
+}
+
+/// Issue 11: an exec probe never runs as root. It runs as the service user under the
+/// unit's sandbox: a probe that passes only as `hello` and only where `/etc` and ferry's
+/// state are read-only installs; a probe that passes only as root makes the release
+/// unhealthy (exit 5, rolled back).
+#[test]
+fn exec_probes_run_as_the_service_user_in_its_sandbox() {
+    let base = base();
+    let host = live_host(base);
+    let dir = work_dir("live-probe");
+    let as_hello = escalation::live_bundle(
+        base,
+        escalation::exec_probe(
+            "test \"$(id -un)\" = hello && ! touch /etc/ferry-probe-was-here 2>/dev/null \
+             && ! touch /var/lib/ferry/ferry-probe-was-here 2>/dev/null",
+        ),
+        None,
+    );
+    let out = install_live(&host, &dir, "probe-as-hello.tar.zst", &as_hello, &[]);
+    assert!(
+        out.status.success(),
+        "the probe that needs the service user failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        host.journal("hello.service")
+    );
+    assert!(!host.path("/etc/ferry-probe-was-here").unwrap().exists());
+    let as_root = escalation::live_bundle(
+        base,
+        |v| {
+            escalation::exec_probe("test \"$(id -u)\" = 0")(v);
+            escalation::version(v, "2.0.0");
+        },
+        None,
+    );
+    // Another probe is a change of footprint the operator consents to.
+    let out = install_live(
+        &host,
+        &dir,
+        "probe-as-root.tar.zst",
+        &as_root,
+        &["--allow-escalation"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "a probe that passes only as root passed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(host.is_active("hello.service"), "1.0.0 runs again");
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// Issue 11: the service user swaps a directory it owns for a symlink to a root-owned
+/// binary between an upgrade's change of the directory's mode and the rollback's undo.
+/// The undo must not follow it (it used to chmod through it: a setuid root binary).
+#[test]
+fn undo_never_follows_a_symlink_the_service_swapped_in() {
+    let base = base();
+    let host = live_host(base);
+    let dir = work_dir("live-swap");
+    let first = escalation::live_bundle(base, escalation::with_sub_directory, None);
+    let out = install_live(&host, &dir, "with-sub.tar.zst", &first, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id_mode = || host.sh_ok("stat -c %a /usr/bin/id").trim().to_owned();
+    assert_eq!(id_mode(), "755");
+    // What the service user may do to its own directory: make it setuid (a directory
+    // ignores the bit; a chmod through a symlink would copy it onto the target).
+    host.sh_ok("setpriv --reuid=hello --regid=hello --clear-groups chmod 4750 /var/lib/hello/sub");
+    let evil = escalation::live_bundle(
+        base,
+        |v| {
+            escalation::with_sub_directory(v);
+            escalation::version(v, "2.0.0");
+        },
+        Some(escalation::SWAPPING_SERVICE),
+    );
+    let out = install_live(&host, &dir, "swapping.tar.zst", &evil, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
+    assert!(
+        host.sh_ok("test -L /var/lib/hello/sub && echo link")
+            .contains("link"),
+        "the service did not swap the directory; the test proves nothing:\n{stderr}\n{}",
+        host.journal("hello.service")
+    );
+    assert_eq!(
+        id_mode(),
+        "755",
+        "the undo changed /usr/bin/id through the symlink"
+    );
+    assert!(
+        stderr.contains("/var/lib/hello/sub is no longer a directory"),
+        "the undo does not say what it left alone:\n{stderr}"
+    );
+    assert!(host.is_active("hello.service"), "1.0.0 runs again");
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// Issue 11: `ferry-install` opens no network socket but AF_UNIX and netlink (systemd,
+/// the journal, sysusers) and the health probe's loopback connection, proven with a
+/// syscall trace of the installer and every program it runs.
+#[test]
+fn the_installer_opens_no_socket_but_local_ones() {
+    let base = base();
+    let host = live_host(base);
+    let dir = work_dir("live-strace");
+    fs::write(dir.join("hello.tar.zst"), &base.amd64).unwrap();
+    host.copy_in(dir.join("hello.tar.zst"), "/root/ferry/hello.tar.zst")
+        .unwrap();
+    let trace = dir.join("trace");
+    let mut cmd = Command::new("strace");
+    cmd.args(["-f", "-qq", "-s", "128", "-e", "trace=socket,connect", "-o"])
+        .arg(&trace)
+        .args([
+            "nsenter",
+            "-t",
+            &host.pid().to_string(),
+            "-a",
+            "--",
+            "env",
+            "-i",
+        ])
+        .arg("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        .args([
+            "/root/ferry/ferry-install",
+            "install",
+            "/root/ferry/hello.tar.zst",
+            "--pubkey",
+            "/root/ferry/release.pub",
+        ]);
+    let out = run(&mut cmd);
+    assert!(out.status.success(), "{}", describe(&cmd, &out));
+    let text = fs::read_to_string(&trace).unwrap();
+    let mut inet = 0;
+    let mut loopback_connects = 0;
+    for line in text.lines() {
+        let call = line.split_once(' ').map_or(line, |(_, c)| c.trim_start());
+        if let Some(args) = call.strip_prefix("socket(") {
+            let family = args.split(',').next().unwrap_or("");
+            assert!(
+                matches!(family, "AF_UNIX" | "AF_NETLINK" | "AF_INET" | "AF_INET6"),
+                "a socket of family {family}: {line}"
+            );
+            if family.starts_with("AF_INET") {
+                inet += 1;
+            }
+        } else if call.starts_with("connect(") && call.contains("sa_family=AF_INET") {
+            assert!(
+                call.contains("inet_addr(\"127.0.0.1\")") || call.contains("\"::1\""),
+                "a connection beyond loopback: {line}"
+            );
+            loopback_connects += 1;
+        }
+    }
+    assert!(
+        inet > 0 && loopback_connects > 0,
+        "the trace shows no probe connection, so it proves nothing:\n{text}"
+    );
+    assert!(host.is_active("hello.service"));
+    let _ = fs::remove_dir_all(&dir);
+}

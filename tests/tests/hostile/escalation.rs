@@ -366,3 +366,51 @@ pub fn widened_upgrade(b: &Base) -> Vec<u8> {
     t.members[1].set_data(sig);
     compress(&t.to_bytes())
 }
+
+// ---------------------------------------------------------------------------------------------
+// Bundles for the live cases (`hostile.rs`, on a real systemd host).
+
+/// The example, re-signed with `edit` applied to its manifest and `bin/hello` replaced by
+/// `binary` when given.
+pub fn live_bundle(b: &Base, edit: impl Fn(&mut Value), binary: Option<&str>) -> Vec<u8> {
+    let mut t = b.tar.clone();
+    let mut v = b.manifest_json.clone();
+    edit(&mut v);
+    if let Some(bin) = binary {
+        let e = file_entry(&mut v, "bin/hello");
+        e["size"] = json!(bin.len());
+        e["sha256"] = json!(Sha256::of(bin.as_bytes()).to_string());
+        t.member("bin/hello").set_data(bin.as_bytes().to_vec());
+    }
+    let m = manifest_bytes(&v);
+    let sig = sign_with(&b.secret, &m, &comment(&m));
+    t.members[0].set_data(m);
+    t.members[1].set_data(sig);
+    compress(&t.to_bytes())
+}
+
+/// Declares `/var/lib/hello/sub`, the service's own directory, in a manifest.
+pub fn with_sub_directory(v: &mut Value) {
+    v["install"]["directories"].as_array_mut().unwrap().push(
+        json!({"path": "/var/lib/hello/sub", "owner": "hello", "group": "hello",
+            "mode": "0750", "acl": [], "default_acl": [], "keep": "data"}),
+    );
+}
+
+/// The service binary of the symlink-swap attack: between the upgrade changing its
+/// directory's mode and the rollback restoring it, the service (as its own user) puts a
+/// symlink to a root-owned binary in the directory's place, then fails.
+pub const SWAPPING_SERVICE: &str = "#!/bin/sh\n\
+    mv /var/lib/hello/sub /var/lib/hello/sub.moved && ln -s /usr/bin/id /var/lib/hello/sub\n\
+    exit 1\n";
+
+/// An exec probe as a manifest edit.
+pub fn exec_probe(script: &'static str) -> impl Fn(&mut Value) {
+    move |v| {
+        v["install"]["health"]["probe"] = json!({"exec": {"argv": ["/bin/sh", "-c", script]}});
+    }
+}
+
+pub fn version(v: &mut Value, version: &str) {
+    v["app"]["version"] = json!(version);
+}
