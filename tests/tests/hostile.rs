@@ -898,7 +898,7 @@ fn undo_never_follows_a_symlink_the_service_swapped_in() {
     let _ = fs::remove_dir_all(&dir);
 }
 
-/// Issue 11: `ferry-install` opens no network socket but AF_UNIX and netlink (systemd,
+/// Issue 11: `ferry-install` opens no network socket but `AF_UNIX` and netlink (systemd,
 /// the journal, sysusers) and the health probe's loopback connection, proven with a
 /// syscall trace of the installer and every program it runs.
 #[test]
