@@ -356,8 +356,7 @@ pub enum Item {
 }
 
 impl Item {
-    /// Whether the host policy has a say on this item at all (writable paths inside the
-    /// app's own prefixes and listen addresses are the app's own business).
+    /// One line for a person reviewing the footprint.
     pub fn describe(&self) -> String {
         match self {
             Self::ExistingAccount { user, group } => {

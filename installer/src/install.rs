@@ -86,6 +86,43 @@ pub struct InstallReport {
     pub message: String,
 }
 
+/// The footprint as a review, the way a dry run shows it to a person: what the service may
+/// do on this host beyond its own files, and what an upgrade adds or removes.
+pub fn print_footprint(plan: &Plan) {
+    let f = &plan.footprint;
+    println!(
+        "footprint: runs as {}:{} ({} account); judged by {}",
+        f.user,
+        f.group,
+        match f.account {
+            ferry_format::footprint::Account::New => "a new",
+            ferry_format::footprint::Account::Existing => "an existing",
+        },
+        plan.policy
+    );
+    for i in &f.items {
+        println!("  {}", i.describe());
+    }
+    if let Some(d) = &plan.footprint_changes {
+        print_changes(d);
+    }
+}
+
+/// `+`/`-` lines for what an upgrade adds to and removes from the footprint.
+pub fn print_changes(d: &ferry_format::footprint::Diff) {
+    if d.added.is_empty() && d.removed.is_empty() {
+        println!("footprint unchanged from the installed release");
+        return;
+    }
+    println!("footprint changes from the installed release:");
+    for i in &d.added {
+        println!("  + {}", i.describe());
+    }
+    for i in &d.removed {
+        println!("  - {}", i.describe());
+    }
+}
+
 /// Largest config a dry run holds in memory to diff.
 const MAX_DIFFED: u64 = 1 << 20;
 

@@ -464,14 +464,14 @@ fn run_corpus(label: &str, cases: &[Case], min: usize) {
 /// Every corpus case, in parallel workers: exit code, one error line, nothing changed.
 #[test]
 fn every_hostile_bundle_is_refused_and_changes_nothing() {
-    run_corpus("corpus", &cases(), 171);
+    run_corpus("corpus", &cases(), 172);
 }
 
 /// Every privilege-escalation case (issue 11), mostly validly signed by the trusted key:
 /// exit code, one error line naming the rule, nothing changed.
 #[test]
 fn every_escalation_is_refused_and_changes_nothing() {
-    run_corpus("escalation", &escalation::cases(), 75);
+    run_corpus("escalation", &escalation::cases(), 76);
 }
 
 /// The controls of the escalation corpus: the same bundle under a sound host trust store,
