@@ -31,23 +31,54 @@ fn payload(
     edit: impl Fn(&str) -> String + Send + Sync + 'static,
     manifest: impl Fn(&mut Value) + Send + Sync + 'static,
 ) -> Case {
+    payloads(name, code, message, vec![path], edit, manifest)
+}
+
+/// The same text edit of several payload members, re-signed.
+fn payloads(
+    name: &str,
+    code: i32,
+    message: &'static str,
+    paths: Vec<&'static str>,
+    edit: impl Fn(&str) -> String + Send + Sync + 'static,
+    manifest: impl Fn(&mut Value) + Send + Sync + 'static,
+) -> Case {
     Case::new(format!("escalate/{name}"), code, message, move |b| {
         let mut t = b.tar.clone();
-        let old = String::from_utf8(t.member(path).data.clone()).expect("a text member");
-        let new = edit(&old);
-        assert_ne!(new, old, "{path}: the edit changed nothing");
         let mut v = b.manifest_json.clone();
-        let e = file_entry(&mut v, path);
-        e["size"] = json!(new.len());
-        e["sha256"] = json!(Sha256::of(new.as_bytes()).to_string());
+        for &path in &paths {
+            let old = String::from_utf8(t.member(path).data.clone()).expect("a text member");
+            let new = edit(&old);
+            assert_ne!(new, old, "{path}: the edit changed nothing");
+            let e = file_entry(&mut v, path);
+            e["size"] = json!(new.len());
+            e["sha256"] = json!(Sha256::of(new.as_bytes()).to_string());
+            t.member(path).set_data(new.into_bytes());
+        }
         manifest(&mut v);
-        t.member(path).set_data(new.into_bytes());
         let m = manifest_bytes(&v);
         let sig = sign_with(&b.secret, &m, &comment(&m));
         t.members[0].set_data(m);
         t.members[1].set_data(sig);
         compress(&t.to_bytes())
     })
+}
+
+/// Every environment's unit in the example (dev, prod, test).
+const UNITS: &[&str] = &[
+    "systemd/dev/hello.service",
+    "systemd/prod/hello.service",
+    "systemd/test/hello.service",
+];
+
+/// Sets every environment's sandbox (capabilities need `private_users = no` in each).
+fn every_env_sandbox(v: &mut Value, sandbox: &Value) {
+    for e in v["install"]["environments"]
+        .as_array_mut()
+        .expect("environments")
+    {
+        e["sandbox"] = sandbox.clone();
+    }
 }
 
 /// A line edit of the unit (`old` must be in it).
@@ -153,7 +184,7 @@ pub fn cases() -> Vec<Case> {
         // Installing prod does not make dev's unit someone else's problem: every unit is checked.
         payload("unit-of-another-environment", 3, "systemd/dev/hello.service:", "systemd/dev/hello.service", |u| replace(u, "ProtectSystem=strict", "ProtectSystem=no"), |_| {}),
         // An environment's relaxation is its own: prod's unit cannot borrow dev's.
-        payload("unit-relaxes-what-only-another-environment-may", 3, "systemd/prod/hello.service:", "systemd/prod/hello.service", |u| replace(u, "ProcSubset=pid", "ProcSubset=all"), |v| {
+        payloads("unit-relaxes-what-only-another-environment-may", 3, "systemd/prod/hello.service:", vec!["systemd/dev/hello.service", "systemd/prod/hello.service"], |u| replace(u, "ProcSubset=pid", "ProcSubset=all"), |v| {
             v["install"]["environments"][0]["sandbox"] = json!({"proc_subset": "all"});
         }),
         unit("unit-undeclared-relaxation", "service.sandbox.proc_subset", "ProcSubset=pid", "ProcSubset=all"),
@@ -190,19 +221,19 @@ pub fn cases() -> Vec<Case> {
         }),
         manifest("policy-cap-sys-admin", 4, "capability CAP_SYS_ADMIN is not allowed", |v| {
             v["install"]["service"]["capabilities"] = json!(["CAP_SYS_ADMIN"]);
-            v["install"]["environments"][1]["sandbox"] = json!({"private_users": "no"});
+            every_env_sandbox(v, &json!({"private_users": "no"}));
         }),
         manifest("policy-cap-setuid", 4, "capability CAP_SETUID is not allowed", |v| {
             v["install"]["service"]["capabilities"] = json!(["CAP_SETUID"]);
-            v["install"]["environments"][1]["sandbox"] = json!({"private_users": "no"});
+            every_env_sandbox(v, &json!({"private_users": "no"}));
         }),
         manifest("policy-cap-sys-module", 4, "capability CAP_SYS_MODULE is not allowed", |v| {
             v["install"]["service"]["capabilities"] = json!(["CAP_SYS_MODULE"]);
-            v["install"]["environments"][1]["sandbox"] = json!({"private_users": "no"});
+            every_env_sandbox(v, &json!({"private_users": "no"}));
         }),
         manifest("policy-cap-dac-override", 4, "capability CAP_DAC_OVERRIDE is not allowed", |v| {
             v["install"]["service"]["capabilities"] = json!(["CAP_DAC_OVERRIDE"]);
-            v["install"]["environments"][1]["sandbox"] = json!({"private_users": "no"});
+            every_env_sandbox(v, &json!({"private_users": "no"}));
         }),
         manifest("policy-packet-sockets", 4, "address family AF_PACKET is not allowed", |v| {
             v["install"]["service"]["address_families"] = json!(["AF_INET", "AF_INET6", "AF_UNIX", "AF_PACKET"]);
@@ -238,7 +269,7 @@ pub fn cases() -> Vec<Case> {
         manifest("upgrade-adds-a-capability", 4, "the upgrade widens its footprint (capability CAP_NET_BIND_SERVICE", |v| {
             v2(v);
             v["install"]["service"]["capabilities"] = json!(["CAP_NET_BIND_SERVICE"]);
-            v["install"]["environments"][1]["sandbox"] = json!({"private_users": "no"});
+            every_env_sandbox(v, &json!({"private_users": "no"}));
         })
         .after(|b| b.amd64.clone()),
         manifest("upgrade-adds-a-group", 4, "member of group ssl-cert", |v| {
@@ -344,22 +375,20 @@ pub fn widened_upgrade(b: &Base) -> Vec<u8> {
     let mut v = b.manifest_json.clone();
     v2(&mut v);
     v["install"]["supplementary_groups"] = json!(["ssl-cert"]);
-    for (path, edit) in [
-        (
-            "systemd/prod/hello.service",
-            Box::new(|s: &str| {
-                replace(
-                    s,
-                    "Group=hello\n",
-                    "Group=hello\nSupplementaryGroups=ssl-cert\n",
-                )
-            }) as Box<dyn Fn(&str) -> String>,
-        ),
-        (
-            "sysusers/hello.conf",
-            Box::new(|s: &str| format!("{s}m hello ssl-cert\n")),
-        ),
-    ] {
+    let unit = |s: &str| {
+        replace(
+            s,
+            "Group=hello\n",
+            "Group=hello\nSupplementaryGroups=ssl-cert\n",
+        )
+    };
+    let sysusers = |s: &str| format!("{s}m hello ssl-cert\n");
+    let edits: Vec<(&str, &dyn Fn(&str) -> String)> = UNITS
+        .iter()
+        .map(|u| (*u, &unit as &dyn Fn(&str) -> String))
+        .chain([("sysusers/hello.conf", &sysusers as &dyn Fn(&str) -> String)])
+        .collect();
+    for (path, edit) in edits {
         let new = edit(&String::from_utf8(t.member(path).data.clone()).unwrap());
         let e = file_entry(&mut v, path);
         e["size"] = json!(new.len());
