@@ -211,12 +211,7 @@ impl TrustStore {
         // chain from a root adds), or the revoked key itself. A rotation statement counts
         // for nothing until its signature verifies by such a key, so a statement signed by
         // a stranger cannot smuggle in a key whose revocations would then be honoured.
-        let may_revoke: Vec<PublicKey> = self
-            .roots
-            .iter()
-            .chain(&self.revokers)
-            .cloned()
-            .collect();
+        let may_revoke: Vec<PublicKey> = self.roots.iter().chain(&self.revokers).cloned().collect();
         let vouched = self.closure(&may_revoke, &BTreeSet::new(), &mut Vec::new())?;
         // Public keys a self-revocation may be checked against: only to learn what a
         // key looks like; such a statement revokes nothing but its own signer.
@@ -477,9 +472,15 @@ mod tests {
             ..TrustStore::default()
         };
         let r = store.resolve().unwrap();
-        assert!(r.keyring.get(&old.key_id()).is_none(), "the host's revocation holds");
+        assert!(
+            r.keyring.get(&old.key_id()).is_none(),
+            "the host's revocation holds"
+        );
         assert!(r.keyring.get(&given.key_id()).is_some());
-        assert!(r.keyring.get(&host.key_id()).is_none(), "a revoker is not trusted");
+        assert!(
+            r.keyring.get(&host.key_id()).is_none(),
+            "a revoker is not trusted"
+        );
         // Without the host's keys the statement is a stranger's: refused, as before.
         let store = TrustStore {
             roots: vec![given.public_key(), old.public_key()],

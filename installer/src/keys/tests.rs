@@ -131,5 +131,8 @@ fn the_hosts_revocations_hold_under_pubkey() {
     let ring = load(&a, &t.host, &mut |_| {}).unwrap();
     assert!(ring.get(&given.key_id()).is_some());
     assert!(ring.get(&leaked.key_id()).is_none(), "the host revoked it");
-    assert!(ring.get(&host.key_id()).is_none(), "--pubkey replaces the host's keys");
+    assert!(
+        ring.get(&host.key_id()).is_none(),
+        "--pubkey replaces the host's keys"
+    );
 }
