@@ -39,7 +39,19 @@ pub fn start_and_check(host: &Host, m: &Manifest, env: &Name) -> Result<(), Unhe
         .systemctl_status(&["restart", &unit])
         .map_err(|e| Unhealthy(format!("{e:#}")))?;
     if !ok {
-        return Err(Unhealthy(format!("systemctl restart {unit} failed: {out}")));
+        // systemctl's own words ("the control process exited") are about the job; say
+        // how the service's main process ended instead.
+        let exit = host
+            .unit_properties(&unit, &["ExecMainCode", "ExecMainStatus"])
+            .map(|p| {
+                let get = |k: &str| p.get(k).cloned().unwrap_or_default();
+                health::main_exit(&get("ExecMainCode"), &get("ExecMainStatus"))
+            })
+            .unwrap_or_default();
+        let first = out.lines().next().unwrap_or("").trim();
+        return Err(Unhealthy(format!(
+            "{unit} did not start: {exit} (systemctl restart: {first})"
+        )));
     }
     let restarts: u64 = host
         .unit_properties(&unit, &["NRestarts"])

@@ -204,6 +204,18 @@ pub fn probe_once(host: &Host, m: &Manifest, env: &Name) -> Result<()> {
     }
 }
 
+/// How the main process last ended, from `ExecMainCode` (`CLD_*` of waitid(2)) and
+/// `ExecMainStatus`. systemd's `Result` is "success" again once a restart has begun, which
+/// is what a report about a crash must not say.
+pub fn main_exit(code: &str, status: &str) -> String {
+    match code {
+        "1" => format!("its main process exited with status {status}"),
+        "2" => format!("its main process was killed by signal {status}"),
+        "3" => format!("its main process dumped core on signal {status}"),
+        _ => "its main process is still running".to_owned(),
+    }
+}
+
 /// Why a service was judged unhealthy.
 #[derive(Debug)]
 pub struct Unhealthy(pub String);
@@ -218,21 +230,31 @@ pub fn wait(host: &Host, m: &Manifest, env: &Name, restarts_before: u64) -> Resu
     let mut healthy_since: Option<Instant> = None;
     loop {
         let props = host
-            .unit_properties(&unit, &["ActiveState", "SubState", "NRestarts", "Result"])
+            .unit_properties(
+                &unit,
+                &[
+                    "ActiveState",
+                    "SubState",
+                    "NRestarts",
+                    "Result",
+                    "ExecMainCode",
+                    "ExecMainStatus",
+                ],
+            )
             .map_err(|e| Unhealthy(e.to_string()))?;
         let get = |k: &str| props.get(k).cloned().unwrap_or_default();
         let restarts: u64 = get("NRestarts").parse().unwrap_or(0);
+        let exit = main_exit(&get("ExecMainCode"), &get("ExecMainStatus"));
         if restarts > restarts_before {
             return Err(Unhealthy(format!(
-                "{unit} restarted {} time(s) during the health check (result {})",
+                "{unit} restarted {} time(s) during the health check ({exit})",
                 restarts - restarts_before,
-                get("Result")
             )));
         }
         let active = get("ActiveState");
         if active == "failed" {
             return Err(Unhealthy(format!(
-                "{unit} failed (result {})",
+                "{unit} failed ({}, {exit})",
                 get("Result")
             )));
         }
@@ -266,6 +288,18 @@ pub fn wait(host: &Host, m: &Manifest, env: &Name, restarts_before: u64) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exits_are_named_by_how_the_process_ended() {
+        for (code, status, want) in [
+            ("1", "78", "exited with status 78"),
+            ("2", "9", "killed by signal 9"),
+            ("3", "11", "dumped core on signal 11"),
+            ("0", "0", "still running"),
+        ] {
+            assert!(main_exit(code, status).contains(want), "{code} {status}");
+        }
+    }
 
     #[test]
     fn http_probe_reads_the_whole_answer() {

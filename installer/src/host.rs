@@ -213,11 +213,16 @@ impl Host {
     }
 
     /// The service's last journal lines, for an error message after a failed start.
-    pub fn journal_tail(&self, unit: &str, lines: u32) -> String {
+    pub fn journal_tail(&self, unit: &str, lines: u32, since: std::time::SystemTime) -> String {
+        // Only this run's lines: an earlier attempt's would be read as this one's.
+        let since = since
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
         Command::new("journalctl")
             .args([
                 "-u",
                 unit,
+                &format!("--since=@{}.{:06}", since.as_secs(), since.subsec_micros()),
                 "-n",
                 &lines.to_string(),
                 "--no-pager",

@@ -318,6 +318,7 @@ pub fn run(args: &InstallArgs) -> Result<InstallReport> {
 
     // 4. Activate, or roll back.
     if host.mode == Mode::Live && args.start == Start::Yes {
+        let started = std::time::SystemTime::now();
         if let Err(unhealthy) = crate::activate::start_and_check(host, &manifest, &env) {
             return Err(roll_back(
                 host,
@@ -325,6 +326,7 @@ pub fn run(args: &InstallArgs) -> Result<InstallReport> {
                 current.as_ref(),
                 journal,
                 &unhealthy.0,
+                started,
             ));
         }
         report.started = true;
@@ -375,10 +377,11 @@ fn roll_back(
     current: Option<&Release>,
     journal: Journal,
     why: &str,
+    started: std::time::SystemTime,
 ) -> anyhow::Error {
     let app = &m.app.name;
     let unit = app.layout().unit_name();
-    let tail = host.journal_tail(&unit, 15);
+    let tail = host.journal_tail(&unit, 15, started);
     step(&format!(
         "{app} {} is unhealthy: {why}; rolling back",
         m.app.version
@@ -417,8 +420,13 @@ fn roll_back(
         step(&format!("warning: {n}"));
     }
     anyhow!(RolledBack(format!(
-        "{app} {} did not become healthy ({why}); rolled back: {restored}. Last journal lines:\n{tail}",
-        m.app.version
+        "{app} {} did not become healthy ({why}); rolled back: {restored}. {}",
+        m.app.version,
+        if tail.is_empty() {
+            "The journal has no lines from this start".to_owned()
+        } else {
+            format!("Its journal since this start:\n{tail}")
+        }
     )))
 }
 

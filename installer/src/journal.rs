@@ -242,6 +242,41 @@ impl<'h> Journal<'h> {
         Ok(true)
     }
 
+    /// Removes the regular file at `dest` if its bytes are `expected` (what ferry wrote
+    /// there), backed up first so undo puts it back; returns whether it did. Anything else
+    /// there (another file, a link, an operator's edit) is left alone.
+    pub fn remove_if_same(&mut self, dest: &HostPath, expected: &[u8]) -> Result<bool> {
+        let Some((dir, name)) = self.host.open_parent(dest)? else {
+            return Ok(false);
+        };
+        let Some(m) = dir.meta_at(&name)? else {
+            return Ok(false);
+        };
+        if m.kind != Kind::File {
+            return Ok(false);
+        }
+        let old = dir.read_at(&name, expected.len() as u64 + 1)?;
+        if old.as_deref() != Some(expected) {
+            return Ok(false);
+        }
+        self.counter += 1;
+        let backup = format!("{}-{name}", self.counter);
+        self.backups()?
+            .write_root_atomic_at(&backup, expected, 0o600)
+            .with_context(|| format!("backing up {dest}"))?;
+        self.record(Action::ReplacedFile {
+            path: dest.clone(),
+            backup,
+            uid: m.uid,
+            gid: m.gid,
+            mode: m.mode,
+        })?;
+        dir.unlink_at(&name)
+            .with_context(|| format!("removing {dest}"))?;
+        dir.sync()?;
+        Ok(true)
+    }
+
     /// [`Journal::put_file`] owned by root (ferry's own files, units and rules).
     pub fn put_root_file(&mut self, dest: &HostPath, data: &[u8], mode: u32) -> Result<bool> {
         let (uid, gid) = crate::host::root_ids();

@@ -216,15 +216,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let r = manage::uninstall(&host, &app, purge)?;
             emit(json, "uninstall", &r, |r| {
                 println!(
-                    "{} {} uninstalled; kept: {}",
+                    "{} {} uninstalled; removed {} path(s); left:",
                     r.app,
                     r.version.as_deref().unwrap_or("(no release)"),
-                    if r.kept.is_empty() {
-                        "nothing".into()
-                    } else {
-                        r.kept.join(", ")
-                    }
+                    r.removed.len()
                 );
+                for l in &r.left {
+                    println!("  {}: {}", l.what, l.why);
+                }
             });
         }
     }

@@ -148,11 +148,24 @@ pub fn rollback(host: &Host, app: &str) -> Result<RollbackReport> {
     recover::recover(host, &app)?;
     let mut st = installed(host, &app)?;
     let cur = st.current.clone().expect("installed");
-    let prev = st.previous.last().cloned().ok_or_else(|| {
-        anyhow!(Precondition(format!(
-            "{app} has no previous release to roll back to"
-        )))
-    })?;
+    // Back means older: the newest kept release below the current one. After a rollback
+    // the release left behind is kept too, and a second rollback must not return to it.
+    let prev = st
+        .previous
+        .iter()
+        .filter(|r| {
+            state::compare_versions(&r.version, &cur.version) == std::cmp::Ordering::Less
+        })
+        .max_by(|a, b| state::compare_versions(&a.version, &b.version))
+        .cloned()
+        .ok_or_else(|| {
+            let kept: Vec<&str> = st.previous.iter().map(|r| r.version.as_str()).collect();
+            anyhow!(Precondition(format!(
+                "{app} has no release older than {} to roll back to (kept: {}); install the one you want",
+                cur.version,
+                if kept.is_empty() { "none".to_owned() } else { kept.join(", ") }
+            )))
+        })?;
     let m = recover::release_manifest(host, &app, &prev.version)?;
     let l = app.layout();
     let release = l.release(&prev.version);
@@ -184,6 +197,7 @@ pub fn rollback(host: &Host, app: &str) -> Result<RollbackReport> {
             });
         }
         let restored = restore_default_configs(host, &app, &m, &prev.env, &mut journal)?;
+        remove_new_defaults(host, &app, &cur, &mut journal)?;
         if host.mode == Mode::Live {
             host.systemctl(&["daemon-reload"])?;
         }
@@ -225,6 +239,36 @@ pub fn rollback(host: &Host, app: &str) -> Result<RollbackReport> {
         started,
         restored_configs,
     })
+}
+
+/// Removes the `NAME.new` files the release being left wrote beside edited configs (its
+/// defaults, which mean nothing to the older release), where they still hold exactly
+/// those bytes.
+fn remove_new_defaults(
+    host: &Host,
+    app: &AppName,
+    left: &state::Release,
+    journal: &mut Journal,
+) -> Result<()> {
+    let Ok(m) = recover::release_manifest(host, app, &left.version) else {
+        return Ok(());
+    };
+    let release = host.path(&app.layout().release(&m.app.version));
+    for c in m
+        .install
+        .configs
+        .iter()
+        .filter(|c| c.env.as_str() == left.env)
+    {
+        let Ok(data) = std::fs::read(release.join(c.source.as_str())) else {
+            continue;
+        };
+        let new = crate::apply::new_default_path(&c.dest);
+        if journal.remove_if_same(&new, &data)? {
+            step(&format!("removed {new}, {}'s default", left.version));
+        }
+    }
+    Ok(())
 }
 
 /// Puts back the release's default configuration where the host still has, untouched, the
@@ -273,7 +317,17 @@ pub struct UninstallReport {
     pub app: String,
     pub version: Option<String>,
     pub removed: Vec<String>,
+    /// The app's directories still on the host (without `--purge`).
     pub kept: Vec<String>,
+    /// Everything of the app's still on the host, each with why.
+    pub left: Vec<Left>,
+}
+
+/// Something uninstall did not remove, and why.
+#[derive(Debug, Serialize)]
+pub struct Left {
+    pub what: String,
+    pub why: String,
 }
 
 /// Removes `path` (a file, or a directory and everything in it) without following a
@@ -375,6 +429,45 @@ pub fn uninstall(host: &Host, app: &str, purge: Purge) -> Result<UninstallReport
             removed.push(l.unit_dropin_dir().to_string());
         }
     }
+    let mut left: Vec<Left> = still
+        .iter()
+        .map(|p| Left {
+            what: p.to_string(),
+            why: if p.is_within(&l.etc()) {
+                "configuration and secrets, kept without --purge".into()
+            } else {
+                "the service's data or logs, kept without --purge".into()
+            },
+        })
+        .collect();
+    if purge == Purge::KeepData && host.meta(&l.unit_dropin_dir())?.is_some() {
+        left.push(Left {
+            what: l.unit_dropin_dir().to_string(),
+            why: "an operator's drop-in (systemctl edit), kept without --purge".into(),
+        });
+    }
+    // Accounts ferry made for the app stay: files outside ferry's paths (backups, other
+    // hosts' NFS exports) may carry their ids, and a reused id would own them.
+    for a in crate::state::Registry::load(host)?
+        .accounts
+        .iter()
+        .filter(|a| a.app == app.as_str())
+    {
+        left.push(Left {
+            what: format!("user {} and group {}", a.user, a.group),
+            why: format!(
+                "accounts are never deleted (files elsewhere may still carry their ids); \
+                 `userdel {}` removes them once nothing does",
+                a.user
+            ),
+        });
+    }
+    if host.mode == Mode::Live {
+        left.push(Left {
+            what: format!("the journal of {}", l.unit_name()),
+            why: "journald keeps the service's log lines until its own rotation".into(),
+        });
+    }
     let version = st.current.as_ref().map(|c| c.version.clone());
     if still.is_empty() {
         remove(host, &l.state_dir())?;
@@ -397,5 +490,6 @@ pub fn uninstall(host: &Host, app: &str, purge: Purge) -> Result<UninstallReport
         version,
         removed,
         kept,
+        left,
     })
 }

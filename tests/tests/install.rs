@@ -1118,9 +1118,37 @@ fn upgrade_keeps_edited_config_and_a_crashing_release_is_rolled_back() {
 
     crashing_release_is_rolled_back(&case);
 
-    // Rolling back to 1.0.0 keeps the operator's config too.
+    // Rolling back to 1.0.0 keeps the operator's config too, and takes 2.0.0's
+    // default (hello.toml.new) away with 2.0.0.
+    ensure!(
+        case,
+        case.exists("/etc/hello/hello.toml.new"),
+        "2.0.0 left no hello.toml.new beside the edited config"
+    );
     let run = case.installer_exits(0, &["rollback", "hello"]);
     ensure_eq!(case, run.result()["to_version"], "1.0.0", "rollback to");
+    ensure!(
+        case,
+        !case.exists("/etc/hello/hello.toml.new"),
+        "2.0.0's hello.toml.new survived the rollback to 1.0.0"
+    );
+    // Back is older: a second rollback has nowhere to go, and does not return to 2.0.0.
+    let state = case.sh("cat /var/lib/ferry/hello/state.json");
+    let again = case.installer_exits(4, &["rollback", "hello"]);
+    ensure!(
+        case,
+        again
+            .error_message()
+            .contains("no release older than 1.0.0 to roll back to (kept: 2.0.0)"),
+        "message: {}",
+        again.error_message()
+    );
+    ensure_eq!(
+        case,
+        case.sh("cat /var/lib/ferry/hello/state.json"),
+        state,
+        "the record after a refused second rollback"
+    );
     ensure_eq!(
         case,
         run.result()["restored_configs"],
@@ -1273,6 +1301,32 @@ fn rollback_then_uninstall_keeps_data() {
     case.assert_status("1.0.0");
 
     let run = case.installer_exits(0, &["uninstall", "hello"]);
+    let left = |run: &Run| -> Vec<(String, String)> {
+        run.result()["left"]
+            .as_array()
+            .map(|l| {
+                l.iter()
+                    .map(|x| {
+                        (
+                            x["what"].as_str().unwrap_or_default().to_owned(),
+                            x["why"].as_str().unwrap_or_default().to_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let says = |l: &[(String, String)], what: &str, why: &str| {
+        l.iter().any(|(w, y)| w == what && y.contains(why))
+    };
+    let l = left(&run);
+    ensure!(
+        case,
+        says(&l, "/etc/hello", "kept without --purge")
+            && says(&l, "/var/log/hello", "kept without --purge")
+            && says(&l, "user hello and group hello", "never deleted"),
+        "uninstall's list of what it left: {l:?}"
+    );
     let kept: Vec<&str> = run.result()["kept"]
         .as_array()
         .map(|k| k.iter().filter_map(Value::as_str).collect())
@@ -1309,7 +1363,24 @@ fn rollback_then_uninstall_keeps_data() {
         record["current"].is_null() && record["kept"].as_array().is_some_and(|k| k.len() == 3),
         "the record after a plain uninstall: {record}"
     );
+    // An operator's drop-in goes with --purge, and is the last thing a plain
+    // uninstall would have named.
+    case.sh("mkdir -p /etc/systemd/system/hello.service.d && printf '[Service]\\nNice=5\\n' > /etc/systemd/system/hello.service.d/override.conf");
     let run = case.installer_exits(0, &["uninstall", "hello", "--purge"]);
+    let l = left(&run);
+    ensure!(
+        case,
+        says(&l, "user hello and group hello", "userdel hello")
+            && !l
+                .iter()
+                .any(|(w, _)| w.starts_with("/etc/") || w.starts_with("/var/")),
+        "uninstall --purge's list of what it left: {l:?}"
+    );
+    ensure!(
+        case,
+        !case.exists("/etc/systemd/system/hello.service.d"),
+        "the operator's drop-in survived --purge"
+    );
     let removed: Vec<&str> = run.result()["removed"]
         .as_array()
         .map(|k| k.iter().filter_map(Value::as_str).collect())
@@ -1509,6 +1580,35 @@ fn crashing_first_install_leaves_no_service_behind() {
         "hello.service is active"
     );
     case.installer_exits(4, &["status", "hello"]);
+    // A second failed attempt reports how the process ended (not systemd's "success" of
+    // the restart already under way) and only its own journal lines.
+    let before = case.sh("date +%s.%N");
+    let again = case.installer_exits(5, &["install", &amd64("3.0.0"), "--pubkey", PUBKEY]);
+    let msg = again.error_message();
+    ensure!(
+        case,
+        !msg.contains("success") && msg.contains("its main process exited with status"),
+        "message: {msg}"
+    );
+    let (_, excerpt) = msg
+        .split_once("Its journal since this start:\n")
+        .unwrap_or_else(|| case.fail(&format!("no journal excerpt in: {msg}")));
+    let since = case.sh(&format!(
+        "journalctl -u hello.service -o cat --no-pager --since=@{}",
+        before.trim()
+    ));
+    for line in excerpt.lines() {
+        let (shown, logged) = (
+            excerpt.lines().filter(|l| *l == line).count(),
+            since.lines().filter(|l| *l == line).count(),
+        );
+        ensure!(
+            case,
+            shown <= logged,
+            "the excerpt shows {line:?} {shown} time(s), this attempt logged it {logged}: \
+             lines from the earlier attempt leaked in\n{msg}"
+        );
+    }
     // The account stays, and ferry's record that it made it (the only thing left in
     // /var/lib/ferry), so the next install may use it.
     ensure_eq!(

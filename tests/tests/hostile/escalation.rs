@@ -64,6 +64,9 @@ fn payloads(
     })
 }
 
+/// A text edit of one payload member.
+type Edit<'a> = &'a dyn Fn(&str) -> String;
+
 /// Every environment's unit in the example (dev, prod, test).
 const UNITS: &[&str] = &[
     "systemd/dev/hello.service",
@@ -383,10 +386,10 @@ pub fn widened_upgrade(b: &Base) -> Vec<u8> {
         )
     };
     let sysusers = |s: &str| format!("{s}m hello ssl-cert\n");
-    let edits: Vec<(&str, &dyn Fn(&str) -> String)> = UNITS
+    let edits: Vec<(&str, Edit)> = UNITS
         .iter()
-        .map(|u| (*u, &unit as &dyn Fn(&str) -> String))
-        .chain([("sysusers/hello.conf", &sysusers as &dyn Fn(&str) -> String)])
+        .map(|u| (*u, &unit as Edit))
+        .chain([("sysusers/hello.conf", &sysusers as Edit)])
         .collect();
     for (path, edit) in edits {
         let new = edit(&String::from_utf8(t.member(path).data.clone()).unwrap());
