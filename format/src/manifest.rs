@@ -401,7 +401,7 @@ impl Manifest {
             if !at_home {
                 return Err(format!(
                     "{p} has role {} but is not where that role belongs (or is not declared)",
-                    format!("{:?}", f.role).to_lowercase()
+                    format!("{:?}", f.role).to_ascii_lowercase()
                 ));
             }
         }

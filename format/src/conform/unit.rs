@@ -509,7 +509,7 @@ pub(super) fn check_service(m: &Manifest, f: &Findings, text: &str) -> Result<()
                     format!(
                         "{key}={}: the manifest's {} is {want}",
                         e.value,
-                        key.to_lowercase()
+                        key.to_ascii_lowercase()
                     ),
                 ))
             }
