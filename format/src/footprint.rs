@@ -125,7 +125,7 @@ named_enum!(
 });
 
 /// Whether the service account is one ferry creates or one the host already has.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Account {
     /// A new system account (no login shell), created with systemd-sysusers and recorded
@@ -133,6 +133,13 @@ pub enum Account {
     New,
     /// An account the host already has (`www-data`, say): only where host policy names it.
     Existing,
+}
+
+impl<'de> Deserialize<'de> for Account {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let i = crate::compact::variant_index(d, &["new", "existing"])?;
+        Ok([Self::New, Self::Existing][i])
+    }
 }
 
 /// A `ListenStream=` address: `PORT`, `IPv4:PORT`, `[IPv6]:PORT`, or an absolute path of

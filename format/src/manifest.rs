@@ -108,11 +108,18 @@ impl PartialEq<str> for Version {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Arch {
     Amd64,
     Arm64,
+}
+
+impl<'de> Deserialize<'de> for Arch {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let i = crate::compact::variant_index(d, &["amd64", "arm64"])?;
+        Ok([Self::Amd64, Self::Arm64][i])
+    }
 }
 
 impl Arch {
@@ -162,10 +169,17 @@ pub struct Target {
     pub arch: Arch,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Os {
     Linux,
+}
+
+impl<'de> Deserialize<'de> for Os {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let i = crate::compact::variant_index(d, &["linux"])?;
+        Ok([Self::Linux][i])
+    }
 }
 
 impl Target {
@@ -220,7 +234,7 @@ pub struct Module {
 }
 
 /// What a payload file is for; the installer decides where it goes by role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// The service executable.
@@ -239,6 +253,34 @@ pub enum Role {
     Sbom,
     /// Documentation carried along.
     Doc,
+}
+
+impl<'de> Deserialize<'de> for Role {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let i = crate::compact::variant_index(
+            d,
+            &[
+                "binary",
+                "config",
+                "unit",
+                "logrotate",
+                "sysusers",
+                "tmpfiles",
+                "sbom",
+                "doc",
+            ],
+        )?;
+        Ok([
+            Self::Binary,
+            Self::Config,
+            Self::Unit,
+            Self::Logrotate,
+            Self::Sysusers,
+            Self::Tmpfiles,
+            Self::Sbom,
+            Self::Doc,
+        ][i])
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
