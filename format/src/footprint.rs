@@ -3,7 +3,6 @@
 //! sysusers, tmpfiles and logrotate files must conform to it ([`crate::conform`]), the host
 //! policy bounds it ([`crate::policy`]), and reviews show it ([`Footprint`], [`Diff`]).
 
-use std::collections::BTreeSet;
 use std::fmt;
 use std::net::IpAddr;
 
@@ -126,7 +125,7 @@ named_enum!(
 });
 
 /// Whether the service account is one ferry creates or one the host already has.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Account {
     /// A new system account (no login shell), created with systemd-sysusers and recorded
@@ -134,6 +133,13 @@ pub enum Account {
     New,
     /// An account the host already has (`www-data`, say): only where host policy names it.
     Existing,
+}
+
+impl<'de> Deserialize<'de> for Account {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let i = crate::compact::variant_index(d, &["new", "existing"])?;
+        Ok([Self::New, Self::Existing][i])
+    }
 }
 
 /// A `ListenStream=` address: `PORT`, `IPv4:PORT`, `[IPv6]:PORT`, or an absolute path of
@@ -405,61 +411,61 @@ impl Footprint {
     /// The footprint of `inst` installed in environment `env`.
     pub fn of(app: &AppName, inst: &Install, env: &crate::install::Environment) -> Self {
         let s = &inst.service;
-        let mut items = BTreeSet::new();
+        let mut items = Vec::new();
         if inst.account == Account::Existing {
-            items.insert(Item::ExistingAccount {
+            items.push(Item::ExistingAccount {
                 user: inst.user.to_string(),
                 group: inst.group.to_string(),
             });
         }
         for g in &inst.supplementary_groups {
-            items.insert(Item::SupplementaryGroup {
+            items.push(Item::SupplementaryGroup {
                 group: g.to_string(),
             });
         }
         for c in &s.capabilities {
-            items.insert(Item::Capability {
+            items.push(Item::Capability {
                 capability: c.to_string(),
             });
         }
         for f in &s.address_families {
-            items.insert(Item::AddressFamily {
+            items.push(Item::AddressFamily {
                 family: f.to_string(),
             });
         }
         if !s.private_network {
-            items.insert(Item::HostNetwork);
+            items.push(Item::HostNetwork);
             if s.ip_address_allow.is_empty()
                 || s.ip_address_allow.iter().any(|a| a.as_str() == "any")
             {
-                items.insert(Item::AnyAddress);
+                items.push(Item::AnyAddress);
             } else {
                 for a in &s.ip_address_allow {
-                    items.insert(Item::Address {
+                    items.push(Item::Address {
                         allow: a.to_string(),
                     });
                 }
             }
         }
         for l in &s.listen {
-            items.insert(Item::Listen {
+            items.push(Item::Listen {
                 address: l.to_string(),
             });
         }
         for p in &s.writable_paths {
-            items.insert(Item::WritablePath {
+            items.push(Item::WritablePath {
                 path: p.to_string(),
             });
         }
         for (k, v) in env.sandbox.relaxations() {
-            items.insert(Item::Relaxed {
+            items.push(Item::Relaxed {
                 setting: k.key.to_owned(),
                 value: v.to_owned(),
                 class: k.class,
             });
         }
         if let Probe::Exec { argv } = &env.health.probe {
-            items.insert(Item::ExecProbe {
+            items.push(Item::ExecProbe {
                 argv: argv.words().to_vec(),
             });
         }
@@ -473,7 +479,7 @@ impl Footprint {
                 (AclKind::Group, &d.group, (d.mode.bits() >> 3) & 7),
             ] {
                 if name.as_str() != "root" && !own(kind, name) && perms != 0 {
-                    items.insert(Item::Grant {
+                    items.push(Item::Grant {
                         path: d.path.to_string(),
                         principal: principal(kind, name),
                         perms: perms_string(perms),
@@ -487,7 +493,7 @@ impl Footprint {
                 .chain(d.default_acl.iter().map(|e| (true, e)))
             {
                 if !own(e.kind, &e.name) {
-                    items.insert(Item::Grant {
+                    items.push(Item::Grant {
                         path: if default {
                             format!("{} (inherited by new files)", d.path)
                         } else {
@@ -504,16 +510,18 @@ impl Footprint {
             user: inst.user.to_string(),
             group: inst.group.to_string(),
             account: inst.account,
-            items: items.into_iter().collect(),
+            items: crate::compact::sorted_set(items),
         }
     }
 
     /// What `new` asks for that `self` did not, and what it no longer asks for.
     pub fn diff(&self, new: &Footprint) -> Diff {
-        let old: BTreeSet<&Item> = self.items.iter().collect();
-        let now: BTreeSet<&Item> = new.items.iter().collect();
-        let mut added: Vec<Item> = now.difference(&old).map(|i| (*i).clone()).collect();
-        let mut removed: Vec<Item> = old.difference(&now).map(|i| (*i).clone()).collect();
+        // Both item lists are sorted and without repeats (`of`), as the sets were.
+        let missing = |from: &[Item], of: &[Item]| -> Vec<Item> {
+            from.iter().filter(|i| !of.contains(i)).cloned().collect()
+        };
+        let mut added = missing(&new.items, &self.items);
+        let mut removed = missing(&self.items, &new.items);
         // Another account is a wider footprint even when both are new accounts: files
         // the old one owned stay its own.
         let known = !self.user.is_empty();

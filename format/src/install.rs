@@ -389,7 +389,7 @@ pub struct Directory {
 }
 
 /// What `uninstall` does with a directory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Keep {
     /// Data and logs: kept unless `--purge`.
@@ -400,14 +400,28 @@ pub enum Keep {
     Release,
 }
 
+impl<'de> Deserialize<'de> for Keep {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let i = crate::compact::variant_index(d, &["data", "config", "release"])?;
+        Ok([Self::Data, Self::Config, Self::Release][i])
+    }
+}
+
 /// What an upgrade does to a config file that already exists on the host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OnUpgrade {
     /// Keep the host's file; the new default lands beside it as `NAME.new`.
     Preserve,
     /// Replace it.
     Replace,
+}
+
+impl<'de> Deserialize<'de> for OnUpgrade {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let i = crate::compact::variant_index(d, &["preserve", "replace"])?;
+        Ok([Self::Preserve, Self::Replace][i])
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -436,13 +450,20 @@ pub struct Secret {
     pub mode: Mode,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SecretKind {
     /// Passed with `LoadCredential=`; readable by root only.
     Credential,
     /// Read with `EnvironmentFile=`.
     EnvironmentFile,
+}
+
+impl<'de> Deserialize<'de> for SecretKind {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let i = crate::compact::variant_index(d, &["credential", "environment_file"])?;
+        Ok([Self::Credential, Self::EnvironmentFile][i])
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

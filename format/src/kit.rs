@@ -309,7 +309,7 @@ impl Index {
             ));
         }
         // Parts are found by name: a name is stored once in the whole kit.
-        names.sort();
+        crate::compact::sort(&mut names);
         if names.windows(2).any(|w| w[0] == w[1]) {
             return Err(err(0, "a name is stored twice"));
         }

@@ -22,10 +22,12 @@
 //! - [`kit`]: field kits: the signed index of files and parts, and the chained part reader.
 //! - [`atomic`]: atomic file writes.
 //! - [`report`]: exit codes and the shared output envelope.
+//! - [`compact`]: sorting and duplicate finding compiled once for every element type.
 
 pub mod archive;
 pub mod atomic;
 pub mod claims;
+pub mod compact;
 pub mod conform;
 pub mod digest;
 pub mod entry_path;

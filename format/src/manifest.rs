@@ -108,11 +108,18 @@ impl PartialEq<str> for Version {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Arch {
     Amd64,
     Arm64,
+}
+
+impl<'de> Deserialize<'de> for Arch {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let i = crate::compact::variant_index(d, &["amd64", "arm64"])?;
+        Ok([Self::Amd64, Self::Arm64][i])
+    }
 }
 
 impl Arch {
@@ -162,10 +169,17 @@ pub struct Target {
     pub arch: Arch,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Os {
     Linux,
+}
+
+impl<'de> Deserialize<'de> for Os {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let i = crate::compact::variant_index(d, &["linux"])?;
+        Ok([Self::Linux][i])
+    }
 }
 
 impl Target {
@@ -220,7 +234,7 @@ pub struct Module {
 }
 
 /// What a payload file is for; the installer decides where it goes by role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// The service executable.
@@ -254,6 +268,34 @@ impl Role {
             Self::Sbom => "sbom",
             Self::Doc => "doc",
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for Role {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let i = crate::compact::variant_index(
+            d,
+            &[
+                "binary",
+                "config",
+                "unit",
+                "logrotate",
+                "sysusers",
+                "tmpfiles",
+                "sbom",
+                "doc",
+            ],
+        )?;
+        Ok([
+            Self::Binary,
+            Self::Config,
+            Self::Unit,
+            Self::Logrotate,
+            Self::Sysusers,
+            Self::Tmpfiles,
+            Self::Sbom,
+            Self::Doc,
+        ][i])
     }
 }
 
@@ -461,23 +503,24 @@ impl Manifest {
         if inst.user.as_str() == "root" || inst.group.as_str() == "root" {
             return Err("the service user and group must not be root".into());
         }
-        let mut groups = std::collections::BTreeSet::new();
+        let mut groups = Vec::new();
         for g in &inst.supplementary_groups {
             if g.as_str() == "root" {
                 return Err("supplementary group root is refused: the service must not run with root's group".into());
             }
-            if g == &inst.group || !groups.insert(g) {
+            if g == &inst.group || groups.contains(&g) {
                 return Err(format!(
                     "supplementary group {g} is listed twice or is the primary group"
                 ));
             }
+            groups.push(g);
         }
         // Environments.
-        let mut envs = std::collections::BTreeSet::new();
+        let envs: Vec<&crate::install::Name> = inst.environments.iter().map(|e| &e.name).collect();
+        if let Some(i) = crate::compact::first_repeat(&envs) {
+            return Err(format!("environment {} is declared twice", envs[i]));
+        }
         for e in &inst.environments {
-            if !envs.insert(&e.name) {
-                return Err(format!("environment {} is declared twice", e.name));
-            }
             if e.health.timeout_secs == 0 || e.health.timeout_secs > 3600 {
                 return Err(format!(
                     "environment {}: health timeout must be 1..3600 seconds",
@@ -491,15 +534,16 @@ impl Manifest {
                 ));
             }
         }
-        if !envs.contains(&inst.default_env) {
+        if !envs.contains(&&inst.default_env) {
             return Err(format!(
                 "default environment {} is not declared",
                 inst.default_env
             ));
         }
         // Directories, configs, secrets: under the app's own prefixes only.
-        let mut dirs = std::collections::BTreeSet::new();
-        for d in &inst.directories {
+        let dirs: Vec<_> = inst.directories.iter().map(|d| &d.path).collect();
+        let repeat = crate::compact::first_repeat(&dirs);
+        for (i, d) in inst.directories.iter().enumerate() {
             if !l.owns(&d.path) {
                 return Err(format!(
                     "directory {} is outside the app's own prefixes",
@@ -509,7 +553,7 @@ impl Manifest {
             if d.mode.is_world_writable() || d.mode.has_special_bits() {
                 return Err(format!("directory {} has unsafe mode {}", d.path, d.mode));
             }
-            if !dirs.insert(&d.path) {
+            if repeat == Some(i) {
                 return Err(format!("directory {} is declared twice", d.path));
             }
             for e in d.acl.iter().chain(&d.default_acl) {
@@ -522,7 +566,7 @@ impl Manifest {
             }
         }
         for prefix in [l.opt(), l.releases(), l.etc()] {
-            if !dirs.contains(&prefix) {
+            if !dirs.contains(&&prefix) {
                 return Err(format!("directory {prefix} is not declared"));
             }
         }
@@ -536,9 +580,10 @@ impl Manifest {
             }
         }
         let etc = l.etc();
-        let mut dests = std::collections::BTreeSet::new();
-        for c in &inst.configs {
-            if !envs.contains(&c.env) {
+        let dests: Vec<_> = inst.configs.iter().map(|c| (&c.env, &c.dest)).collect();
+        let repeat = crate::compact::first_repeat(&dests);
+        for (i, c) in inst.configs.iter().enumerate() {
+            if !envs.contains(&&c.env) {
                 return Err(format!(
                     "config {} names undeclared environment {}",
                     c.dest, c.env
@@ -556,7 +601,7 @@ impl Manifest {
             if c.mode.has_special_bits() || c.mode.is_world_writable() {
                 return Err(format!("config {} has unsafe mode {}", c.dest, c.mode));
             }
-            if !dests.insert((&c.env, &c.dest)) {
+            if repeat == Some(i) {
                 return Err(format!(
                     "config {} is declared twice for environment {}",
                     c.dest, c.env
@@ -578,14 +623,14 @@ impl Manifest {
             }
         }
         // The service's footprint.
-        let mut caps = std::collections::BTreeSet::new();
-        for c in &svc.capabilities {
-            if !caps.insert(c) {
-                return Err(format!("capability {c} is listed twice"));
-            }
+        if let Some(i) = crate::compact::first_repeat(&svc.capabilities) {
+            return Err(format!(
+                "capability {} is listed twice",
+                svc.capabilities[i]
+            ));
         }
         for e in &inst.environments {
-            if !caps.is_empty()
+            if !svc.capabilities.is_empty()
                 && e.sandbox
                     .value(crate::sandbox::knob("private_users").expect("knob"))
                     == "yes"
@@ -596,11 +641,9 @@ impl Manifest {
                 ));
             }
         }
-        let mut fams = std::collections::BTreeSet::new();
-        for f in &svc.address_families {
-            if !fams.insert(f) {
-                return Err(format!("address family {f} is listed twice"));
-            }
+        let fams = &svc.address_families;
+        if let Some(i) = crate::compact::first_repeat(fams) {
+            return Err(format!("address family {} is listed twice", fams[i]));
         }
         if !fams.contains(&AddressFamily::Unix) {
             return Err("address families must include AF_UNIX (sd_notify, the journal)".into());
@@ -612,21 +655,18 @@ impl Manifest {
         if svc.private_network && !svc.ip_address_allow.is_empty() {
             return Err("a private network has no IP addresses to allow".into());
         }
-        let mut seen = std::collections::BTreeSet::new();
-        for a in &svc.listen {
-            if !seen.insert(a) {
-                return Err(format!("listen address {a} is listed twice"));
-            }
+        if let Some(i) = crate::compact::first_repeat(&svc.listen) {
+            return Err(format!("listen address {} is listed twice", svc.listen[i]));
         }
-        let mut writable = std::collections::BTreeSet::new();
-        for p in &svc.writable_paths {
+        let repeat = crate::compact::first_repeat(&svc.writable_paths);
+        for (i, p) in svc.writable_paths.iter().enumerate() {
             let inside = (l.owns(p) && !p.is_within(&l.opt())) || p.is_within(&l.run());
             if !inside {
                 return Err(format!(
                     "writable path {p} is outside the app's own prefixes (or is a release)"
                 ));
             }
-            if !writable.insert(p) {
+            if repeat == Some(i) {
                 return Err(format!("writable path {p} is listed twice"));
             }
         }

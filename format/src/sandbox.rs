@@ -264,7 +264,7 @@ pub fn knob_for_directive(directive: &str) -> Option<&'static Knob> {
 /// The knobs a bundle relaxes, with the values it chose: part of the footprint. Only
 /// relaxed knobs are listed; every other knob has its hardened value.
 #[derive(Clone, Default, PartialEq, Eq)]
-pub struct Sandbox(BTreeMap<&'static str, &'static str>);
+pub struct Sandbox(Vec<(&'static str, &'static str)>);
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SandboxError {
@@ -286,8 +286,12 @@ impl Sandbox {
             key: key.chars().take(60).collect(),
             known: KNOBS.iter().map(|k| k.key).collect::<Vec<_>>().join(", "),
         })?;
+        // Kept sorted by key (what the manifest lists), at most one entry per knob.
+        let at = self.0.binary_search_by(|(key, _)| key.cmp(&k.key));
         if value == k.hardened {
-            self.0.remove(k.key);
+            if let Ok(i) = at {
+                self.0.remove(i);
+            }
             return Ok(());
         }
         let v = k
@@ -300,20 +304,27 @@ impl Sandbox {
                 hardened: k.hardened,
                 relaxed: k.relaxed,
             })?;
-        self.0.insert(k.key, v);
+        match at {
+            Ok(i) => self.0[i].1 = v,
+            Err(i) => self.0.insert(i, (k.key, v)),
+        }
         Ok(())
+    }
+
+    fn get(&self, key: &str) -> Option<&'static str> {
+        self.0.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
     }
 
     /// The value a knob has in this sandbox.
     pub fn value(&self, k: &Knob) -> &'static str {
-        self.0.get(k.key).copied().unwrap_or(k.hardened)
+        self.get(k.key).unwrap_or(k.hardened)
     }
 
     /// `(knob, relaxed value)`, in [`KNOBS`] order.
     pub fn relaxations(&self) -> Vec<(&'static Knob, &'static str)> {
         KNOBS
             .iter()
-            .filter_map(|k| self.0.get(k.key).map(|v| (k, *v)))
+            .filter_map(|k| self.get(k.key).map(|v| (k, v)))
             .collect()
     }
 
@@ -329,21 +340,28 @@ impl Sandbox {
 
 impl fmt::Debug for Sandbox {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map().entries(self.0.iter()).finish()
+        f.debug_map()
+            .entries(self.0.iter().map(|(k, v)| (k, v)))
+            .finish()
     }
 }
 
 impl Serialize for Sandbox {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_map(self.0.iter())
+        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
     }
 }
 
 impl<'de> Deserialize<'de> for Sandbox {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let raw = BTreeMap::<String, String>::deserialize(d)?;
+        let mut raw = d.deserialize_map(Pairs)?;
+        // As a map would hold them: by key, the last of a repeated key winning.
+        crate::compact::sort_by(&mut raw, |a, b| a.0 < b.0);
         let mut s = Sandbox::default();
-        for (k, v) in &raw {
+        for (i, (k, v)) in raw.iter().enumerate() {
+            if raw.get(i + 1).is_some_and(|next| next.0 == *k) {
+                continue;
+            }
             if knob(k).is_some_and(|kn| kn.hardened == v) {
                 return Err(serde::de::Error::custom(format!(
                     "sandbox setting {k} lists ferry's hardened value {v:?}: only relaxations are listed"
@@ -352,6 +370,26 @@ impl<'de> Deserialize<'de> for Sandbox {
             s.set(k, v).map_err(serde::de::Error::custom)?;
         }
         Ok(s)
+    }
+}
+
+/// A JSON object's members as they come, for [`Sandbox`]'s deserializer: a `BTreeMap`
+/// would add its own copy of the B-tree code to the static installer.
+struct Pairs;
+
+impl<'de> serde::de::Visitor<'de> for Pairs {
+    type Value = Vec<(String, String)>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a map")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut pairs = Vec::new();
+        while let Some(pair) = map.next_entry()? {
+            pairs.push(pair);
+        }
+        Ok(pairs)
     }
 }
 

@@ -26,7 +26,6 @@
 //! work). A revoked key's rotation statements are ignored, so a stolen key cannot rotate
 //! trust to its thief once it is revoked.
 
-use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use crate::keyring::Keyring;
@@ -206,13 +205,13 @@ pub struct Resolved {
 impl TrustStore {
     pub fn resolve(&self) -> Result<Resolved, TrustError> {
         let mut notes = Vec::new();
-        let mut revoked: BTreeSet<KeyId> = self.revoked_ids.iter().copied().collect();
+        let mut revoked: Vec<KeyId> = self.revoked_ids.clone();
         // Who may revoke: a key this host trusts (a root, or a key a verified rotation
         // chain from a root adds), or the revoked key itself. A rotation statement counts
         // for nothing until its signature verifies by such a key, so a statement signed by
         // a stranger cannot smuggle in a key whose revocations would then be honoured.
         let may_revoke: Vec<PublicKey> = self.roots.iter().chain(&self.revokers).cloned().collect();
-        let vouched = self.closure(&may_revoke, &BTreeSet::new(), &mut Vec::new())?;
+        let vouched = self.closure(&may_revoke, &[], &mut Vec::new())?;
         // Public keys a self-revocation may be checked against: only to learn what a
         // key looks like; such a statement revokes nothing but its own signer.
         let mut strangers: Vec<PublicKey> = Vec::new();
@@ -254,7 +253,7 @@ impl TrustStore {
                     "{id} revoked by a statement signed by {signer} ({})",
                     st.origin
                 ));
-                revoked.insert(id);
+                revoked.push(id);
             }
         }
         let roots: Vec<PublicKey> = self
@@ -265,7 +264,7 @@ impl TrustStore {
             .collect();
         let trusted = self.closure(&roots, &revoked, &mut notes)?;
         Ok(Resolved {
-            keyring: Keyring::with_revoked(trusted, revoked.into_iter().collect()),
+            keyring: Keyring::with_revoked(trusted, crate::compact::sorted_set(revoked)),
             notes,
         })
     }
@@ -275,7 +274,7 @@ impl TrustStore {
     fn closure(
         &self,
         start: &[PublicKey],
-        revoked: &BTreeSet<KeyId>,
+        revoked: &[KeyId],
         notes: &mut Vec<String>,
     ) -> Result<Vec<PublicKey>, TrustError> {
         let mut trusted: Vec<PublicKey> = start.to_vec();

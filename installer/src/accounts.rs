@@ -1,7 +1,6 @@
 //! Users and groups read from the (possibly offline) root's /etc/passwd and /etc/group.
 //! A static binary must not call glibc's NSS (getpwnam), so lookups parse the files.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context as _, Result};
@@ -24,8 +23,38 @@ pub struct Group {
 
 #[derive(Debug, Clone, Default)]
 pub struct Accounts {
-    pub users: BTreeMap<String, User>,
-    pub groups: BTreeMap<String, Group>,
+    pub users: ByName<User>,
+    pub groups: ByName<Group>,
+}
+
+/// Entries by name, the first of a repeated name winning (as getpwnam's). A list, not a
+/// `BTreeMap`: a handful of lookups per run, and the static installer's size counts.
+#[derive(Debug, Clone)]
+pub struct ByName<T>(Vec<(String, T)>);
+
+impl<T> Default for ByName<T> {
+    fn default() -> Self {
+        Self(Vec::new())
+    }
+}
+
+impl<T> ByName<T> {
+    pub fn get(&self, name: &str) -> Option<&T> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+
+    /// A repeat of an earlier name is kept but never found.
+    fn add(&mut self, name: &str, value: T) {
+        self.0.push((name.to_owned(), value));
+    }
+}
+
+impl<T> std::ops::Index<&str> for ByName<T> {
+    type Output = T;
+
+    fn index(&self, name: &str) -> &T {
+        self.get(name).expect("no entry of that name")
+    }
 }
 
 impl Accounts {
@@ -47,13 +76,16 @@ impl Accounts {
             let (Ok(uid), Ok(gid)) = (f[2].parse(), f[3].parse()) else {
                 continue;
             };
-            a.users.entry(f[0].to_owned()).or_insert(User {
-                name: f[0].to_owned(),
-                uid,
-                gid,
-                home: f[5].to_owned(),
-                shell: f[6].to_owned(),
-            });
+            a.users.add(
+                f[0],
+                User {
+                    name: f[0].to_owned(),
+                    uid,
+                    gid,
+                    home: f[5].to_owned(),
+                    shell: f[6].to_owned(),
+                },
+            );
         }
         for line in group.lines() {
             let f: Vec<&str> = line.split(':').collect();
@@ -61,15 +93,18 @@ impl Accounts {
                 continue;
             }
             let Ok(gid) = f[2].parse() else { continue };
-            a.groups.entry(f[0].to_owned()).or_insert(Group {
-                name: f[0].to_owned(),
-                gid,
-                members: f[3]
-                    .split(',')
-                    .filter(|m| !m.is_empty())
-                    .map(str::to_owned)
-                    .collect(),
-            });
+            a.groups.add(
+                f[0],
+                Group {
+                    name: f[0].to_owned(),
+                    gid,
+                    members: f[3]
+                        .split(',')
+                        .filter(|m| !m.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                },
+            );
         }
         a
     }

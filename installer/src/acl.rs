@@ -40,7 +40,7 @@ impl Acl {
     pub fn from_mode(mode: u32, named: &[Named]) -> Self {
         let bits = |shift: u32| u8::try_from((mode >> shift) & 7).unwrap_or(0);
         let mut named = named.to_vec();
-        named.sort();
+        ferry_format::compact::sort(&mut named);
         named.dedup();
         Self {
             user_obj: bits(6),
@@ -74,7 +74,7 @@ impl Acl {
                 Named::Group { .. } => None,
             })
             .collect();
-        users.sort_unstable();
+        ferry_format::compact::sort(&mut users);
         for (uid, p) in users {
             push(USER, p, uid);
         }
@@ -87,7 +87,7 @@ impl Acl {
                 Named::User { .. } => None,
             })
             .collect();
-        groups.sort_unstable();
+        ferry_format::compact::sort(&mut groups);
         for (gid, p) in groups {
             push(GROUP, p, gid);
         }
@@ -131,7 +131,7 @@ impl Acl {
                 _ => return None,
             }
         }
-        acl.named.sort();
+        ferry_format::compact::sort(&mut acl.named);
         Some(acl)
     }
 }

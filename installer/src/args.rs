@@ -3,7 +3,6 @@
 //! grammar is the usual one: `--flag value`, `--flag=value`, `--` ends flags, `--json`,
 //! `-h`/`--help` and `-V`/`--version` anywhere.
 
-use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::PathBuf;
 
@@ -222,7 +221,8 @@ impl Spec {
 
 /// Flags and positionals of one command line.
 struct Matches {
-    values: BTreeMap<String, Vec<String>>,
+    /// `(flag, value)`, in command-line order.
+    values: Vec<(String, String)>,
     bools: Vec<String>,
     positional: Vec<String>,
     command: &'static str,
@@ -235,16 +235,18 @@ impl Matches {
 
     fn all(&self, name: &str) -> Vec<PathBuf> {
         self.values
-            .get(name)
-            .map(|v| v.iter().map(PathBuf::from).collect())
-            .unwrap_or_default()
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| PathBuf::from(v))
+            .collect()
     }
 
     fn one(&self, name: &str) -> Result<Option<String>, UsageError> {
-        match self.values.get(name).map(Vec::as_slice) {
-            None | Some([]) => Ok(None),
-            Some([v]) => Ok(Some(v.clone())),
-            Some(_) => Err(UsageError(format!("--{name} given more than once"))),
+        let mut given = self.values.iter().filter(|(n, _)| n == name);
+        match (given.next(), given.next()) {
+            (None, _) => Ok(None),
+            (Some((_, v)), None) => Ok(Some(v.clone())),
+            (Some(_), Some(_)) => Err(UsageError(format!("--{name} given more than once"))),
         }
     }
 
@@ -342,7 +344,7 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Parsed, UsageEr
 
 fn matches(spec: &Spec, args: &[String]) -> Result<Matches, UsageError> {
     let mut m = Matches {
-        values: BTreeMap::new(),
+        values: Vec::new(),
         bools: Vec::new(),
         positional: Vec::new(),
         command: spec.name,
@@ -380,7 +382,7 @@ fn matches(spec: &Spec, args: &[String]) -> Result<Matches, UsageError> {
                         .cloned()
                         .ok_or_else(|| UsageError(format!("--{name} needs a value")))?,
                 };
-                m.values.entry(name.to_owned()).or_default().push(v);
+                m.values.push((name.to_owned(), v));
             }
             Some(false) => {
                 if inline.is_some() {

@@ -84,7 +84,7 @@ fn matches(dir: &Dir, want: &Desired) -> Result<bool> {
 /// Parents first: `/opt/app` before `/opt/app/releases`.
 pub fn ordered(dirs: &[Directory]) -> Vec<&Directory> {
     let mut v: Vec<&Directory> = dirs.iter().collect();
-    v.sort_by_key(|d| {
+    ferry_format::compact::sort_by_key(&mut v, |d| {
         (
             d.path.as_str().matches('/').count(),
             d.path.as_str().to_owned(),

@@ -195,21 +195,18 @@ impl Host {
     }
 
     /// `systemctl show -p` as a map.
-    pub fn unit_properties(
-        &self,
-        unit: &str,
-        props: &[&str],
-    ) -> Result<std::collections::BTreeMap<String, String>> {
+    pub fn unit_properties(&self, unit: &str, props: &[&str]) -> Result<UnitProperties> {
         let mut args = vec!["show", unit];
         let joined = props.join(",");
         args.push("-p");
         args.push(&joined);
         let out = self.systemctl(&args)?;
-        Ok(out
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect())
+        Ok(UnitProperties(
+            out.lines()
+                .filter_map(|l| l.split_once('='))
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+        ))
     }
 
     /// The service's last journal lines, for an error message after a failed start.
@@ -242,6 +239,16 @@ impl Host {
         }
         cmd.arg(conf);
         run(&mut cmd).map(|_| ())
+    }
+}
+
+/// `systemctl show` output: a few `KEY=VALUE` lines, looked up like a map (the last of a
+/// repeated key winning).
+pub struct UnitProperties(Vec<(String, String)>);
+
+impl UnitProperties {
+    pub fn get(&self, key: &str) -> Option<&String> {
+        self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v)
     }
 }
 

@@ -451,7 +451,7 @@ fn verify_only(
         .iter()
         .filter(|c| &c.env == env)
         .collect();
-    let mut contents = std::collections::BTreeMap::<String, Vec<u8>>::new();
+    let mut contents: Vec<(String, Vec<u8>)> = Vec::new();
     let outcome = crate::kit::verify_source(
         &args.bundle,
         args.kit.as_ref(),
@@ -464,7 +464,7 @@ fn verify_only(
             {
                 let mut data = Vec::new();
                 r.read_to_end(&mut data)?;
-                contents.insert(e.path.to_string(), data);
+                contents.push((e.path.to_string(), data));
                 Ok(())
             } else {
                 std::io::copy(r, &mut std::io::sink()).map(|_| ())
@@ -483,7 +483,11 @@ fn verify_only(
                 c,
                 old.as_deref(),
                 file.sha256,
-                contents.get(c.source.as_str()).map(Vec::as_slice),
+                contents
+                    .iter()
+                    .rev()
+                    .find(|(p, _)| p == c.source.as_str())
+                    .map(|(_, data)| data.as_slice()),
             ));
         }
     }

@@ -2,11 +2,17 @@
 //! a journal under `/var/lib/ferry/APP`, so a failed or killed install can be undone
 //! exactly, by this run or by the next one.
 //!
-//! The journal is append-only: a header line, then one JSON line per action, each batch
+//! The journal is append-only: a header line, then one line per action, each batch
 //! written with one `write(2)` and made durable with one `fdatasync(2)` before the changes
 //! it announces are made. Appending never rewrites what is there, so recording 3,000
 //! directories costs one sync, not 3,000 rewrites. A line torn by a crash (no final
 //! newline) was never acted on and is ignored.
+//!
+//! A line is tab-separated fields, the first naming the record (`ferry-journal 1` for the
+//! header, `created_file`, ...); text is escaped (`\xHH` for `\` and control characters),
+//! an absent value is `-` and a present optional one starts with `+`, bytes are hex. Written
+//! and read by hand: derived JSON (de)serialization of these types cost the static
+//! installer 25 KiB.
 //!
 //! Undo tolerates actions that were recorded but never happened (the crash came between
 //! the record and the change), because each step checks what is actually there, and it
@@ -20,14 +26,12 @@ use std::os::fd::AsFd as _;
 use anyhow::{anyhow, bail, Context as _, Result};
 use ferry_format::install::HostPath;
 use ferry_format::layout::AppName;
-use serde::{Deserialize, Serialize};
 
 use crate::acl;
 use crate::host::Host;
 use crate::rootfs::{Dir, Kind};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     CreatedFile {
         path: HostPath,
@@ -65,7 +69,7 @@ pub enum Action {
     },
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct Header {
     pub app: String,
     pub from_version: Option<String>,
@@ -129,9 +133,8 @@ impl<'h> Journal<'h> {
             to_version: to.to_owned(),
             created_state_dirs: created,
         };
-        let mut line = serde_json::to_vec(&header)?;
-        line.push(b'\n');
-        state.write_root_atomic_at(JOURNAL, &line, 0o600)?;
+        let line = header.encode();
+        state.write_root_atomic_at(JOURNAL, line.as_bytes(), 0o600)?;
         state.remove_tree_at(BACKUPS)?;
         let file = open_append(&state)?;
         Ok(Self {
@@ -180,13 +183,12 @@ impl<'h> Journal<'h> {
         if actions.is_empty() {
             return Ok(());
         }
-        let mut buf = Vec::new();
+        let mut buf = String::new();
         for a in &actions {
-            serde_json::to_writer(&mut buf, a)?;
-            buf.push(b'\n');
+            a.encode(&mut buf);
         }
         self.file
-            .write_all(&buf)
+            .write_all(buf.as_bytes())
             .and_then(|()| rustix::fs::fdatasync(self.file.as_fd()).map_err(std::io::Error::from))
             .context("appending to the install journal")?;
         self.actions.extend(actions);
@@ -539,17 +541,251 @@ pub fn parse(data: &[u8]) -> Result<(Header, Vec<Action>)> {
         None => bail!("the journal has no complete header line"),
     };
     let mut lines = complete.split(|&b| b == b'\n').filter(|l| !l.is_empty());
-    let header: Header = serde_json::from_slice(lines.next().unwrap_or_default())
-        .context("the journal header is malformed")?;
+    let first = lines.next().unwrap_or_default();
+    if first.starts_with(b"{") {
+        bail!("the journal was written by an earlier ferry-install (JSON lines): finish it with that version");
+    }
+    let header = std::str::from_utf8(first)
+        .ok()
+        .and_then(Header::decode)
+        .ok_or_else(|| anyhow!("the journal header is malformed"))?;
     let mut actions = Vec::new();
     for (i, l) in lines.enumerate() {
         actions.push(
-            serde_json::from_slice(l)
-                .with_context(|| format!("journal line {} is malformed", i + 2))?,
+            std::str::from_utf8(l)
+                .ok()
+                .and_then(Action::decode)
+                .ok_or_else(|| anyhow!("journal line {} is malformed", i + 2))?,
         );
     }
     Ok((header, actions))
 }
+
+const MAGIC: &str = "ferry-journal 1";
+
+impl Header {
+    /// The header line, with its newline.
+    fn encode(&self) -> String {
+        let mut out = String::from(MAGIC);
+        push_text(&mut out, &self.app);
+        push_opt(&mut out, self.from_version.as_deref());
+        push_text(&mut out, &self.to_version);
+        for d in &self.created_state_dirs {
+            push_text(&mut out, d.as_str());
+        }
+        out.push('\n');
+        out
+    }
+
+    fn decode(line: &str) -> Option<Self> {
+        let mut f = Fields(line.split('\t'));
+        if f.0.next()? != MAGIC {
+            return None;
+        }
+        let (app, from_version, to_version) = (f.text()?, f.opt().ok()?, f.text()?);
+        let created_state_dirs =
+            f.0.map(|d| HostPath::new(&unescape(d)?).ok())
+                .collect::<Option<_>>()?;
+        Some(Self {
+            app,
+            from_version,
+            to_version,
+            created_state_dirs,
+        })
+    }
+}
+
+impl Action {
+    /// Appends the action's line, with its newline.
+    fn encode(&self, out: &mut String) {
+        let (name, path) = match self {
+            Self::CreatedFile { path } => ("created_file", path),
+            Self::ReplacedFile { path, .. } => ("replaced_file", path),
+            Self::CreatedDir { path } => ("created_dir", path),
+            Self::DirMeta { path, .. } => ("dir_meta", path),
+            Self::Symlink { path, .. } => ("symlink", path),
+            Self::PlacedRelease { path } => ("placed_release", path),
+            Self::ReplacedRelease { path, .. } => ("replaced_release", path),
+        };
+        out.push_str(name);
+        push_text(out, path.as_str());
+        match self {
+            Self::CreatedFile { .. } | Self::CreatedDir { .. } | Self::PlacedRelease { .. } => {}
+            Self::ReplacedFile {
+                backup,
+                uid,
+                gid,
+                mode,
+                ..
+            } => {
+                push_text(out, backup);
+                push_ids(out, *uid, *gid, *mode);
+            }
+            Self::DirMeta {
+                uid,
+                gid,
+                mode,
+                access,
+                default,
+                ..
+            } => {
+                push_ids(out, *uid, *gid, *mode);
+                for acl in [access, default] {
+                    push_opt(
+                        out,
+                        acl.as_deref().map(ferry_format::digest::hex).as_deref(),
+                    );
+                }
+            }
+            Self::Symlink { previous, .. } => push_opt(out, previous.as_deref()),
+            Self::ReplacedRelease { backup, .. } => push_text(out, backup),
+        }
+        out.push('\n');
+    }
+
+    fn decode(line: &str) -> Option<Self> {
+        let mut f = Fields(line.split('\t'));
+        let name = f.0.next()?;
+        let path = HostPath::new(&f.text()?).ok()?;
+        let action = match name {
+            "created_file" => Self::CreatedFile { path },
+            "replaced_file" => Self::ReplacedFile {
+                path,
+                backup: f.text()?,
+                uid: f.number()?,
+                gid: f.number()?,
+                mode: f.number()?,
+            },
+            "created_dir" => Self::CreatedDir { path },
+            "dir_meta" => Self::DirMeta {
+                path,
+                uid: f.number()?,
+                gid: f.number()?,
+                mode: f.number()?,
+                access: f.bytes().ok()?,
+                default: f.bytes().ok()?,
+            },
+            "symlink" => Self::Symlink {
+                path,
+                previous: f.opt().ok()?,
+            },
+            "placed_release" => Self::PlacedRelease { path },
+            "replaced_release" => Self::ReplacedRelease {
+                path,
+                backup: f.text()?,
+            },
+            _ => return None,
+        };
+        // Every field read: more is malformed.
+        f.0.next().is_none().then_some(action)
+    }
+}
+
+/// Appends a tab and `text`, escaped.
+fn push_text(out: &mut String, text: &str) {
+    push_field(out, "", text);
+}
+
+fn push_opt(out: &mut String, value: Option<&str>) {
+    match value {
+        Some(v) => push_field(out, "+", v),
+        None => out.push_str("\t-"),
+    }
+}
+
+fn push_field(out: &mut String, mark: &str, text: &str) {
+    out.push('\t');
+    out.push_str(mark);
+    for c in text.chars() {
+        if c == '\\' || c.is_ascii_control() {
+            let hex = b"0123456789abcdef";
+            let b = c as u8;
+            out.push_str("\\x");
+            out.push(char::from(hex[usize::from(b >> 4)]));
+            out.push(char::from(hex[usize::from(b & 15)]));
+        } else {
+            out.push(c);
+        }
+    }
+}
+
+fn push_ids(out: &mut String, uid: u32, gid: u32, mode: u32) {
+    for n in [uid, gid, mode] {
+        out.push('\t');
+        out.push_str(&n.to_string());
+    }
+}
+
+fn hex_value(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    }
+}
+
+/// The text of an escaped field; `None` if it is not one `push_field` writes.
+fn unescape(field: &str) -> Option<String> {
+    let mut out = String::with_capacity(field.len());
+    let mut rest = field;
+    while let Some(i) = rest.find(|c: char| c == '\\' || c.is_ascii_control()) {
+        out.push_str(&rest[..i]);
+        let e = rest.as_bytes().get(i..i + 4)?;
+        let b = hex_value(e[2])? << 4 | hex_value(e[3])?;
+        if e[1] != b'x' || !(b == b'\\' || b.is_ascii_control()) {
+            return None;
+        }
+        out.push(char::from(b));
+        rest = &rest[i + 4..];
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
+/// The fields of a line after its name.
+struct Fields<'a>(std::str::Split<'a, char>);
+
+impl Fields<'_> {
+    fn text(&mut self) -> Option<String> {
+        unescape(self.0.next()?)
+    }
+
+    /// An optional field: `Err` when malformed.
+    fn opt(&mut self) -> Result<Option<String>, Malformed> {
+        match self.0.next().ok_or(Malformed)? {
+            "-" => Ok(None),
+            f => unescape(f.strip_prefix('+').ok_or(Malformed)?)
+                .map(Some)
+                .ok_or(Malformed),
+        }
+    }
+
+    fn number(&mut self) -> Option<u32> {
+        let f = self.0.next()?;
+        // Digits only: no sign.
+        if f.is_empty() || !f.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        f.parse().ok()
+    }
+
+    fn bytes(&mut self) -> Result<Option<Vec<u8>>, Malformed> {
+        let Some(hex) = self.opt()? else {
+            return Ok(None);
+        };
+        if hex.len() % 2 != 0 {
+            return Err(Malformed);
+        }
+        hex.as_bytes()
+            .chunks(2)
+            .map(|p| Some(hex_value(p[0])? << 4 | hex_value(p[1])?))
+            .collect::<Option<Vec<u8>>>()
+            .map(Some)
+            .ok_or(Malformed)
+    }
+}
+
+struct Malformed;
 
 #[cfg(test)]
 mod tests;

@@ -9,15 +9,17 @@ use std::fs::File;
 use std::path::Path;
 
 use anyhow::{anyhow, Context as _, Result};
-use nix::errno::Errno;
-use nix::fcntl::{Flock, FlockArg};
+use rustix::fs::FlockOperation;
+use rustix::io::Errno;
 
 use crate::exit::Precondition;
 
-/// Held while the guard lives.
+/// Held while the guard lives: closing the descriptor (opened close-on-exec, so no child
+/// holds a copy) releases the lock. (rustix's flock, not nix's `Flock`, whose unlock on
+/// drop would bring nix's errno table, 8 KiB, into the static installer.)
 #[derive(Debug)]
 pub struct HostLock {
-    _lock: Flock<File>,
+    _locked: File,
 }
 
 /// Takes the lock on `root` or fails at once (exit 4) if another process holds it:
@@ -30,13 +32,14 @@ pub fn acquire(root: &Path) -> Result<HostLock> {
             root.display()
         )))
     })?;
-    match Flock::lock(dir, FlockArg::LockExclusiveNonblock) {
-        Ok(lock) => Ok(HostLock { _lock: lock }),
-        Err((_, Errno::EWOULDBLOCK)) => Err(anyhow!(Precondition(format!(
+    match rustix::fs::flock(&dir, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(HostLock { _locked: dir }),
+        Err(Errno::WOULDBLOCK) => Err(anyhow!(Precondition(format!(
             "another ferry-install is changing {} (it holds the lock on that directory); try again when it has finished",
             root.display()
         )))),
-        Err((_, e)) => Err(e).with_context(|| format!("locking {}", root.display())),
+        Err(e) => Err(std::io::Error::from(e))
+            .with_context(|| format!("locking {}", root.display())),
     }
 }
 

@@ -411,7 +411,7 @@ pub fn uninstall(host: &Host, app: &str, purge: Purge) -> Result<UninstallReport
             dirs.push((k.clone(), Keep::Data));
         }
     }
-    dirs.sort_by(|a, b| b.0.cmp(&a.0));
+    ferry_format::compact::sort_by(&mut dirs, |a, b| a.0 > b.0);
     let mut still = Vec::new();
     for (p, keep) in dirs {
         if keep == Keep::Release || purge == Purge::Everything {
@@ -478,7 +478,7 @@ pub fn uninstall(host: &Host, app: &str, purge: Purge) -> Result<UninstallReport
         let keep_manifests = l.state_dir();
         st.current = None;
         st.previous.clear();
-        still.sort();
+        ferry_format::compact::sort(&mut still);
         st.kept = still;
         state::save(host, &app, &st)?;
         if let Some(d) = host.open_dir(&keep_manifests)? {

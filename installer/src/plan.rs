@@ -212,7 +212,7 @@ pub fn check_ownership(host: &Host, m: &Manifest, st: Option<&AppState>) -> Resu
         .chain(&inst.service.writable_paths)
         .filter_map(|p| l.prefix_of(p))
         .collect();
-    prefixes.sort();
+    ferry_format::compact::sort(&mut prefixes);
     prefixes.dedup();
     let mut system = vec![l.unit_file(), l.sysusers_file(), l.tmpfiles_file()];
     if inst.service.socket_activated() {

@@ -88,7 +88,7 @@ pub fn keep_leftovers(host: &Host, app: &AppName, m: Option<&Manifest>) -> Resul
             st.kept.push(p.clone());
         }
     }
-    st.kept.sort();
+    ferry_format::compact::sort(&mut st.kept);
     ensure_state_dir(host, app)?;
     state::save(host, app, &st)?;
     Ok(left)

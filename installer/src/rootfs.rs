@@ -455,7 +455,7 @@ impl Dir {
                 names.push(n);
             }
         }
-        names.sort();
+        ferry_format::compact::sort(&mut names);
         Ok(names)
     }
 

@@ -13,7 +13,8 @@ use std::io::{self, BufWriter, Read, Write as _};
 use std::os::fd::AsRawFd as _;
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use ferry_format::manifest::FileEntry;
@@ -28,46 +29,77 @@ pub struct Staging {
     syncer: Option<Syncer>,
 }
 
-/// The background syncfs(2) loop. A token in `more` means "written since the last sync
-/// started"; the channel holds one, so a full channel already promises a later sync.
+/// The background syncfs(2) loop. `dirty` means "written since the last sync started";
+/// `last` that nothing more will be written. Flags and park/unpark rather than a channel:
+/// each channel's element type adds 4 KiB of std's channel code to the static installer.
 struct Syncer {
-    more: SyncSender<()>,
-    done: JoinHandle<io::Result<()>>,
+    flags: Arc<SyncFlags>,
+    done: Option<JoinHandle<io::Result<()>>>,
+}
+
+#[derive(Default)]
+struct SyncFlags {
+    dirty: AtomicBool,
+    last: AtomicBool,
 }
 
 impl Syncer {
     fn start(dir: &Path) -> io::Result<Self> {
         let dir = File::open(dir)?;
-        let (more, written) = sync_channel::<()>(1);
+        let flags = Arc::new(SyncFlags::default());
+        let theirs = Arc::clone(&flags);
         let done = std::thread::Builder::new()
             .name("ferry-syncfs".into())
             .spawn(move || {
                 let sync = || nix::unistd::syncfs(dir.as_raw_fd()).map_err(io::Error::from);
-                // Ends when `keep` drops the sender: then every write is done, and the
-                // last sync below covers all of them.
-                for () in written {
-                    sync()?;
+                loop {
+                    if theirs.dirty.swap(false, SeqCst) {
+                        sync()?;
+                    } else if theirs.last.load(SeqCst) {
+                        // Every write is done: this sync starts after all of them.
+                        return sync();
+                    } else {
+                        // Returns at once if unparked since the flags were read.
+                        std::thread::park();
+                    }
                 }
-                sync()
             })?;
-        Ok(Self { more, done })
+        Ok(Self {
+            flags,
+            done: Some(done),
+        })
+    }
+
+    fn wake(&self) {
+        if let Some(d) = &self.done {
+            // Does nothing to a thread that stopped on an error; `finish` reports it.
+            d.thread().unpark();
+        }
     }
 
     /// Called after a file was written and closed.
     fn written(&self) {
-        match self.more.try_send(()) {
-            // Full: a token is waiting, and the sync it starts comes after this write.
-            // Disconnected: the thread stopped on an error, which `finish` reports.
-            Ok(()) | Err(TrySendError::Full(()) | TrySendError::Disconnected(())) => {}
-        }
+        self.flags.dirty.store(true, SeqCst);
+        self.wake();
     }
 
     /// Waits until everything written is on disk.
-    fn finish(self) -> io::Result<()> {
-        drop(self.more);
+    fn finish(mut self) -> io::Result<()> {
+        self.flags.last.store(true, SeqCst);
+        self.wake();
         self.done
+            .take()
+            .expect("finished once")
             .join()
             .unwrap_or_else(|_| Err(io::Error::other("the syncfs thread panicked")))
+    }
+}
+
+impl Drop for Syncer {
+    /// Not finished (the staging directory is dropped): let the thread end on its own.
+    fn drop(&mut self) {
+        self.flags.last.store(true, SeqCst);
+        self.wake();
     }
 }
 

@@ -226,7 +226,7 @@ impl Registry {
         }
         self.accounts.retain(|a| a.user != rec.user);
         self.accounts.push(rec);
-        self.accounts.sort_by(|a, b| a.user.cmp(&b.user));
+        ferry_format::compact::sort_by(&mut self.accounts, |a, b| a.user < b.user);
         self.schema = 1;
         let mut data = serde_json::to_vec_pretty(&self)?;
         data.push(b'\n');

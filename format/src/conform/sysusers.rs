@@ -4,8 +4,6 @@
 //! an explicit uid of 0 is a second root; an `m` line adds a user to any group, creating
 //! it if need be), so every line must be one the manifest accounts for.
 
-use std::collections::BTreeSet;
-
 use super::{words, ConformError, Findings};
 use crate::footprint::Account;
 use crate::manifest::Manifest;
@@ -26,7 +24,7 @@ pub(super) fn check(m: &Manifest, f: &Findings, text: &str) -> Result<(), Confor
     let home = m.app.name.layout().lib();
     let mut saw_user = false;
     let mut saw_group = false;
-    let mut members = BTreeSet::new();
+    let mut members: Vec<String> = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let n = i + 1;
         let t = line.trim();
@@ -78,9 +76,10 @@ pub(super) fn check(m: &Manifest, f: &Findings, text: &str) -> Result<(), Confor
                         ),
                     ));
                 }
-                if !members.insert(field(2).to_owned()) {
+                if members.iter().any(|g| g == field(2)) {
                     return Err(f.err(n, format!("{t:?}: listed twice")));
                 }
+                members.push(field(2).to_owned());
             }
             ("u" | "g", Account::Existing) => {
                 return Err(f.err(n, format!("{t:?}: the manifest runs the service as the existing account {user}; nothing may be created")));

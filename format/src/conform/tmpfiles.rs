@@ -4,8 +4,6 @@
 //! line elsewhere would be applied there, so only `d` and `a+` lines for the manifest's own
 //! directories, with exactly the manifest's attributes, are accepted.
 
-use std::collections::BTreeSet;
-
 use super::{words, ConformError, Findings};
 use crate::install::Directory;
 use crate::manifest::Manifest;
@@ -13,7 +11,7 @@ use crate::manifest::Manifest;
 pub(super) fn check(m: &Manifest, f: &Findings, text: &str) -> Result<(), ConformError> {
     let dirs = &m.install.directories;
     let find = |p: &str| dirs.iter().find(|d| d.path.as_str() == p);
-    let mut seen = BTreeSet::new();
+    let mut seen: Vec<(String, &str)> = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let n = i + 1;
         let t = line.trim();
@@ -31,9 +29,13 @@ pub(super) fn check(m: &Manifest, f: &Findings, text: &str) -> Result<(), Confor
                 ),
             ));
         };
-        if !seen.insert((w[0].clone(), field(1).to_owned())) {
+        if seen
+            .iter()
+            .any(|(k, p)| *k == w[0] && *p == d.path.as_str())
+        {
             return Err(f.err(n, format!("{t:?}: a second {} line for {}", w[0], d.path)));
         }
+        seen.push((w[0].clone(), d.path.as_str()));
         match w[0].as_str() {
             "d" => {
                 let want = [d.mode.to_string(), d.owner.to_string(), d.group.to_string()];
@@ -55,14 +57,15 @@ pub(super) fn check(m: &Manifest, f: &Findings, text: &str) -> Result<(), Confor
                 if w.len() != 7 || (2..6).any(|k| field(k) != "-") {
                     return Err(f.err(n, format!("{t:?}: expected \"a+ PATH - - - - ENTRIES\"")));
                 }
-                let got: BTreeSet<&str> = field(6).split(',').collect();
-                if got != want_acl(d).iter().map(String::as_str).collect() {
+                let got = crate::compact::sorted_set(field(6).split(',').collect());
+                let want = want_acl(d);
+                if got != crate::compact::sorted_set(want.iter().map(String::as_str).collect()) {
                     return Err(f.err(
                         n,
                         format!(
                             "{t:?}: the manifest's ACL of {} is {}",
                             d.path,
-                            want_acl(d).join(",")
+                            want.join(",")
                         ),
                     ));
                 }

@@ -6,8 +6,6 @@
 //! trailing `\`), entries before the first section, repeated sections, and keys that are
 //! not plain words, so what it reads is what systemd reads.
 
-use std::collections::BTreeSet;
-
 use super::{ConformError, Findings};
 use crate::footprint::{ServiceType, Signal};
 use crate::install::{HostPath, SecretKind};
@@ -265,16 +263,17 @@ fn generic(
     section: &Section,
     rules: &[(&str, Rule, bool)],
 ) -> Result<(), ConformError> {
-    let mut seen = BTreeSet::new();
+    let mut seen: Vec<&str> = Vec::new();
     for e in &section.entries {
         let Some((_, rule, repeat)) = rules.iter().find(|(k, _, _)| *k == e.key) else {
             let sandbox = section.name == "Service"
                 && (KNOBS.iter().any(|k| k.directive == e.key)
                     || FLOOR.iter().any(|(d, _)| *d == e.key));
             if sandbox {
-                if !seen.insert(e.key.as_str()) && e.key != "SystemCallFilter" {
+                if seen.contains(&e.key.as_str()) && e.key != "SystemCallFilter" {
                     return Err(f.err(e.line, format!("{}= appears twice", e.key)));
                 }
+                seen.push(&e.key);
                 continue;
             }
             return Err(f.err(
@@ -285,9 +284,10 @@ fn generic(
                 ),
             ));
         };
-        if !repeat && !seen.insert(e.key.as_str()) {
+        if !repeat && seen.contains(&e.key.as_str()) {
             return Err(f.err(e.line, format!("{}= appears twice", e.key)));
         }
+        seen.push(&e.key);
         let ok = match rule {
             Rule::Any | Rule::Special => true,
             Rule::Simple => is_simple(&e.value),
@@ -404,15 +404,16 @@ fn check_exec(f: &Findings, m: &Manifest, e: &Entry) -> Result<(), ConformError>
     Ok(())
 }
 
-fn set_of(values: impl Iterator<Item = String>) -> BTreeSet<String> {
-    values.collect()
+/// Sorted, without repeats.
+fn set_of(values: impl Iterator<Item = String>) -> Vec<String> {
+    crate::compact::sorted_set(values.collect())
 }
 
-fn describe(set: &BTreeSet<String>) -> String {
+fn describe(set: &[String]) -> String {
     if set.is_empty() {
         "(none)".into()
     } else {
-        set.iter().cloned().collect::<Vec<_>>().join(" ")
+        set.join(" ")
     }
 }
 
@@ -422,16 +423,17 @@ fn check_word_set(
     f: &Findings,
     s: &Section,
     key: &str,
-    want: &BTreeSet<String>,
+    want: &[String],
     absent_ok: bool,
     what: &str,
 ) -> Result<(), ConformError> {
     let entries: Vec<&Entry> = s.all(key).collect();
-    let got: BTreeSet<String> = entries
-        .iter()
-        .flat_map(|e| words(&e.value))
-        .map(str::to_owned)
-        .collect();
+    let got = set_of(
+        entries
+            .iter()
+            .flat_map(|e| words(&e.value))
+            .map(str::to_owned),
+    );
     if let Some(e) = entries.iter().find(|e| e.value.starts_with('~')) {
         return Err(f.err(
             e.line,
@@ -450,7 +452,7 @@ fn check_word_set(
             ),
         ));
     }
-    if &got != want {
+    if got != want {
         let line = entries.first().map_or(s.line, |e| e.line);
         return Err(f.err(
             line,
@@ -512,7 +514,7 @@ pub(super) fn check_service(
                     format!(
                         "{key}={}: the manifest's {} is {want}",
                         e.value,
-                        key.to_lowercase()
+                        key.to_ascii_lowercase()
                     ),
                 ))
             }
@@ -599,7 +601,7 @@ pub(super) fn check_service(
     }
 
     // Where it may write.
-    let writable: BTreeSet<&str> = svc.writable_paths.iter().map(HostPath::as_str).collect();
+    let writable: Vec<&str> = svc.writable_paths.iter().map(HostPath::as_str).collect();
     let managed = [
         ("StateDirectory", "/var/lib"),
         ("LogsDirectory", "/var/log"),
@@ -611,7 +613,7 @@ pub(super) fn check_service(
             for w in words(&e.value) {
                 let path = format!("{base}/{w}");
                 let own = w == m.app.name.as_str() || w.starts_with(&format!("{}/", m.app.name));
-                if !own || plain_path(&path).is_none() || !writable.contains(path.as_str()) {
+                if !own || plain_path(&path).is_none() || !writable.contains(&path.as_str()) {
                     return Err(f.err(e.line, format!("{key}={w}: makes {path} writable, which is not one of the manifest's writable paths")));
                 }
             }
@@ -620,7 +622,7 @@ pub(super) fn check_service(
     for e in s.all("ReadWritePaths") {
         for w in words(&e.value) {
             let p = strip_dash(w);
-            if plain_path(p).is_none() || !writable.contains(p) {
+            if plain_path(p).is_none() || !writable.contains(&p) {
                 return Err(f.err(
                     e.line,
                     format!("ReadWritePaths={w}: not one of the manifest's writable paths"),

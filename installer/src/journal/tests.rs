@@ -175,3 +175,131 @@ fn appending_does_not_rewrite_and_a_torn_line_is_dropped() {
     assert!(parse(&bad).is_err());
     assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
 }
+
+#[test]
+fn every_action_and_the_header_read_back_as_written() {
+    let header = Header {
+        app: "hello".into(),
+        from_version: Some("1.0.0".into()),
+        to_version: "1.1.0".into(),
+        created_state_dirs: vec![hp("/var/lib/ferry/hello"), hp("/var/lib/ferry")],
+    };
+    let first = Header {
+        from_version: None,
+        created_state_dirs: Vec::new(),
+        ..header.clone()
+    };
+    let actions = vec![
+        Action::CreatedFile { path: hp("/etc/x") },
+        Action::ReplacedFile {
+            path: hp("/etc/hello/app.toml"),
+            backup: "3-app.toml".into(),
+            uid: 0,
+            gid: 4_294_967_294,
+            mode: 0o100_640,
+        },
+        Action::CreatedDir {
+            path: hp("/var/lib/hello"),
+        },
+        Action::DirMeta {
+            path: hp("/var/lib/hello"),
+            uid: 1000,
+            gid: 1000,
+            mode: 0o2750,
+            access: Some(vec![2, 0, 0, 0, 1, 0, 7, 0, 0xff, 0xff, 0xff, 0xff]),
+            default: Some(Vec::new()),
+        },
+        Action::DirMeta {
+            path: hp("/var/lib/hello/sub"),
+            uid: 1,
+            gid: 2,
+            mode: 0o755,
+            access: None,
+            default: None,
+        },
+        // A link target is anything readlink(2) returned.
+        Action::Symlink {
+            path: hp("/opt/hello/current"),
+            previous: Some("tab\there, newline\nthere, \\x41 and ü\u{7f}".into()),
+        },
+        Action::Symlink {
+            path: hp("/opt/hello/current"),
+            previous: Some(String::new()),
+        },
+        Action::Symlink {
+            path: hp("/opt/hello/current"),
+            previous: None,
+        },
+        Action::PlacedRelease {
+            path: hp("/opt/hello/releases/1.1.0"),
+        },
+        Action::ReplacedRelease {
+            path: hp("/opt/hello/releases/1.1.0"),
+            backup: ".ferry-replaced-1.1.0-4".into(),
+        },
+    ];
+    for h in [&header, &first] {
+        let mut data = h.encode();
+        for a in &actions {
+            a.encode(&mut data);
+        }
+        assert_eq!(data.lines().count(), 1 + actions.len(), "{data}");
+        let (back, got) = parse(data.as_bytes()).unwrap();
+        assert_eq!(
+            (
+                back.app,
+                back.from_version,
+                back.to_version,
+                back.created_state_dirs
+            ),
+            (
+                h.app.clone(),
+                h.from_version.clone(),
+                h.to_version.clone(),
+                h.created_state_dirs.clone()
+            )
+        );
+        assert_eq!(got, actions);
+    }
+}
+
+#[test]
+fn a_complete_line_that_is_not_exactly_an_action_is_corruption() {
+    let head = "ferry-journal 1\thello\t-\t1\n";
+    assert!(parse(head.as_bytes()).unwrap().1.is_empty());
+    for bad in [
+        "created_file\t/etc/x\textra",
+        "created_file",
+        "created_file\tetc/x",
+        "created_dir\t/etc/x\\",
+        "symlink\t/opt/a/current\tno-mark",
+        "symlink\t/opt/a/current\t+\\x4",
+        "symlink\t/opt/a/current\t+\\x41",
+        "symlink\t/opt/a/current\t+\\X0a",
+        "symlink\t/opt/a/current\t+\\x0A",
+        "replaced_file\t/etc/x\t1-x\t0\t0",
+        "replaced_file\t/etc/x\t1-x\t0\t0\t+420",
+        "replaced_file\t/etc/x\t1-x\t0\t0\t4294967296",
+        "dir_meta\t/var/lib/a\t0\t0\t493\t+0\t-",
+        "dir_meta\t/var/lib/a\t0\t0\t493\t+AB\t-",
+        "dir_meta\t/var/lib/a\t0\t0\t493\t-",
+        "nonsense\t/etc/x",
+    ] {
+        let data = format!("{head}{bad}\n");
+        assert!(parse(data.as_bytes()).is_err(), "{bad:?} was accepted");
+    }
+    for bad_head in [
+        "ferry-journal 2\thello\t-\t1\n",
+        "ferry-journal 1\thello\t1\n",
+        "ferry-journal 1\thello\t-\t1\tvar/lib\n",
+    ] {
+        assert!(parse(bad_head.as_bytes()).is_err(), "{bad_head:?}");
+    }
+    // A journal an earlier (JSON) ferry-install left says so.
+    let old = parse(b"{\"app\":\"hello\",\"from_version\":null,\"to_version\":\"1\",\"created_state_dirs\":[]}\n")
+        .unwrap_err();
+    assert!(
+        format!("{old:#}").contains("earlier ferry-install"),
+        "{old:#}"
+    );
+}
