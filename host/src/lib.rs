@@ -32,6 +32,7 @@ mod cgroup;
 mod host;
 mod procfs;
 mod slots;
+pub mod trial;
 
 pub use cache::{host_cache, host_cache_dir, host_cache_ready, profile_cache};
 pub use host::{Host, HostMode, HostOptions};

@@ -20,6 +20,7 @@
 
 mod paths;
 
+pub use ferry_host::trial;
 pub use ferry_host::{host_cache, host_cache_dir, Host, HostMode, HostOptions};
 pub use paths::{
     debug_bin, ferry_bin, ferry_install_bin, static_installer, target_dir, workspace_root,
