@@ -153,7 +153,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         "{}",
                         serde_json::to_string_pretty(&r.plan).unwrap_or_default()
                     );
-                } else if let Some(d) = r.plan.footprint_changes.as_ref().filter(|d| !d.added.is_empty() || !d.removed.is_empty()) {
+                } else if let Some(d) = r
+                    .plan
+                    .footprint_changes
+                    .as_ref()
+                    .filter(|d| !d.added.is_empty() || !d.removed.is_empty())
+                {
                     install::print_changes(d);
                 }
                 println!("{}", r.message);
