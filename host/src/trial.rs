@@ -549,7 +549,7 @@ impl<'a> Trier<'a> {
         // settle time the bundle asks for.
         let deadline = Instant::now() + secs(timeout);
         if started.status.success() {
-            while Instant::now() < deadline && !self.probe_answers() {
+            while Instant::now() < deadline && !self.probe_answers() && !self.gave_up() {
                 sleep(Duration::from_millis(200));
             }
         }
@@ -586,6 +586,13 @@ impl<'a> Trier<'a> {
             seconds: obs.seconds,
         });
         Ok(obs)
+    }
+
+    /// The service is down or waiting to be restarted: no point waiting for its probe.
+    fn gave_up(&self) -> bool {
+        let state = self.show("ActiveState").unwrap_or_default();
+        let sub = self.show("SubState").unwrap_or_default();
+        matches!(state.trim(), "failed" | "inactive") || sub.trim() == "auto-restart"
     }
 
     fn show(&self, property: &str) -> Result<String> {
