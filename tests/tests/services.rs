@@ -306,11 +306,22 @@ fn main_pid(host: &Host, unit: &str) -> String {
         .to_owned()
 }
 
-/// `systemctl reload UNIT` must succeed and leave the same process running.
-fn reload_keeps_running(host: &Host, unit: &str) {
+/// "Reload works or is not offered": a unit without `ExecReload=` must refuse `systemctl
+/// reload` and keep running; one with it must reload and leave the same process running.
+fn reload_works_or_is_not_offered(host: &Host, unit: &str) {
     let before = main_pid(host, unit);
     assert_ne!(before, "0", "{unit} has no main process");
-    host.ok(["systemctl", "reload", unit]);
+    let offered = host
+        .ok(["systemctl", "show", "--value", "-p", "CanReload", unit])
+        .trim()
+        == "yes";
+    let out = host.exec(["systemctl", "reload", unit]);
+    assert_eq!(
+        out.status.success(),
+        offered,
+        "systemctl reload {unit} (reload offered: {offered}): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     sleep(Duration::from_secs(2));
     assert!(
         host.is_active(unit),
@@ -338,6 +349,12 @@ fn node_exporter_under_its_unit_fails_no_collector_more_than_unsandboxed() {
     let (status, body) = get(&host, METRICS);
     assert_eq!(status, 200, "{body}");
     let sandboxed = parse_metrics(&body).expect("Prometheus text");
+    // The version ferry stamped (app.version_variable).
+    assert!(
+        body.lines()
+            .any(|l| l.starts_with("node_exporter_build_info{") && l.contains("version=\"1.9.1\"")),
+        "no node_exporter_build_info with version 1.9.1"
+    );
 
     // The same binary on the same host, without the unit: a transient unit with the
     // service's user only.
@@ -382,9 +399,29 @@ fn node_exporter_under_its_unit_fails_no_collector_more_than_unsandboxed() {
     assert!(lost.is_empty(), "metrics missing under the unit: {lost:?}");
     assert!(collectors >= 30, "only {collectors} collectors reported");
 
-    // Reload is offered (SIGUSR2, which Go ignores): it must leave the exporter serving.
-    reload_keeps_running(&host, "node_exporter.service");
+    // Reload is offered today (SIGUSR2, which Go ignores): it must leave the exporter
+    // serving.
+    reload_works_or_is_not_offered(&host, "node_exporter.service");
     assert_eq!(get(&host, METRICS).0, 200);
+    // Why not the default reopen signal: SIGHUP ends it, and systemd counts that as a clean
+    // exit, so Restart=on-failure brings nothing back.
+    host.ok([
+        "systemctl",
+        "kill",
+        "--kill-whom=main",
+        "--signal=HUP",
+        "node_exporter.service",
+    ]);
+    sleep(Duration::from_secs(4));
+    assert!(
+        !host.is_active("node_exporter.service"),
+        "SIGHUP did not end node_exporter"
+    );
+    assert_eq!(
+        get(&host, METRICS).0,
+        0,
+        "something still serves after SIGHUP"
+    );
     eprintln!(
         "services.rs: node_exporter case took {:.1} s",
         t0.elapsed().as_secs_f64()
@@ -446,7 +483,7 @@ fn caddy_serves_its_file_and_reloads_an_edited_caddyfile() {
         .contains("x-ferry-reloaded: yes")
     };
     assert!(!header(), "the edit took effect before the reload");
-    reload_keeps_running(&host, "caddy.service");
+    reload_works_or_is_not_offered(&host, "caddy.service");
     assert!(
         header(),
         "the reload did not apply the edited Caddyfile:\n{}",
@@ -572,6 +609,60 @@ fn ferry_try_names_what_the_default_unit_breaks_in_node_exporter() {
         bare["metric_names"],
         t["runs"].as_array().map_or(0, Vec::len),
         t["seconds"].as_f64().unwrap_or(0.0)
+    );
+    let failing = |p: &Value| -> BTreeSet<String> {
+        p["failing_collectors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap().to_owned())
+            .collect()
+    };
+    let only_sandboxed: BTreeSet<String> = failing(sandboxed)
+        .difference(&failing(bare))
+        .cloned()
+        .collect();
+    assert_eq!(
+        only_sandboxed,
+        [
+            "arp",
+            "conntrack",
+            "cpu",
+            "diskstats",
+            "entropy",
+            "filefd",
+            "loadavg",
+            "meminfo",
+            "netdev",
+            "netstat",
+            "pressure",
+            "softnet",
+            "stat",
+            "udp_queues",
+            "vmstat",
+        ]
+        .iter()
+        .map(|c| (*c).to_owned())
+        .collect::<BTreeSet<String>>(),
+        "{doc:#}"
+    );
+    assert!(
+        sandboxed["metric_names"].as_u64() < bare["metric_names"].as_u64(),
+        "{doc:#}"
+    );
+    // ProtectProc=invisible: node_exporter falls back to its own mount table.
+    let protect_proc = t["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["directive"] == "ProtectProc")
+        .expect("a ProtectProc finding");
+    assert!(
+        protect_proc["message"]
+            .as_str()
+            .unwrap()
+            .contains("only here (node_filesystem_"),
+        "{protect_proc:#}"
     );
     let settings: BTreeSet<&str> = t["findings"]
         .as_array()
