@@ -1,5 +1,6 @@
 //! `ferry try` on `examples/hello`, through the real binary: usage errors (exit 2) and
-//! preconditions (exit 4) found before anything boots; the example as shipped, which ferry's
+//! preconditions (exit 4) found before anything boots; `--prepare`, which runs
+//! `scripts/mkhost`'s recipe compiled into ferry; the example as shipped, which ferry's
 //! unit does not break (exit 0); and a build that crashes at start, which the installer's
 //! health gate rolls back and `ferry try` lays out again, finding it just as broken without
 //! its sandbox (exit 1: not a sandbox problem). The real services are `services.rs`'s.
@@ -172,6 +173,12 @@ fn usage_errors_and_preconditions_stop_before_anything_boots() {
             "no throwaway host root at /nonexistent/ferry-host: run `ferry try --prepare`",
         ),
         (
+            &[amd64, "--pubkey", pubkey],
+            &[("PATH", "/nonexistent")],
+            4,
+            "ferry try needs systemd-nspawn",
+        ),
+        (
             &[s(&b.arm64), "--pubkey", pubkey],
             &[],
             4,
@@ -212,6 +219,17 @@ fn usage_errors_and_preconditions_stop_before_anything_boots() {
     assert_eq!(doc["ok"], false);
     assert_eq!(doc["command"], "try");
     assert_eq!(doc["error"]["exit_code"], 4);
+
+    // --prepare alone checks (here: finds up to date) the host root and tries nothing.
+    let (code, stdout, stderr) = ferry_try(&["--prepare", "--json"], &[]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let doc: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        doc["result"]["prepared"],
+        ferry_tests::host_cache_dir().display().to_string()
+    );
+    assert!(doc["result"].get("trial").is_none(), "{doc:#}");
+    assert!(stderr.contains("mkhost: "), "{stderr}");
 
     // Not root: a private copy of ferry anyone may run, run as nobody.
     let bin = b.dir.join("bin");
