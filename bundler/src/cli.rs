@@ -152,10 +152,11 @@ pub enum Command {
     /// Exit 0: no difference; 5: a difference (each cause named with its ferry.toml
     /// setting); 1: unhealthy even without the sandbox; 3/4: the installer refused it.
     Try {
-        /// The bundle to try (its .minisig beside it is used).
-        #[arg(required_unless_present = "prepare")]
+        /// The bundle to try (its .minisig beside it is used), or a project directory
+        /// (holding ferry.toml), built for this machine and signed with a throwaway key.
+        #[arg(required_unless_present = "prepare", value_name = "BUNDLE|PROJECT")]
         bundle: Option<PathBuf>,
-        /// Public key the throwaway host trusts (repeatable).
+        /// Public key the throwaway host trusts (repeatable; not for a PROJECT).
         #[arg(long = "pubkey", value_name = "PUB")]
         pubkeys: Vec<PathBuf>,
         /// The static ferry-install to run there (default: from PATH, else

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context as _, Result};
 use ferry_format::install::HttpUrl;
-use ferry_format::manifest::Arch;
+use ferry_format::manifest::{Arch, Os, Target};
 use ferry_host::trial::{self, InstallRefused, Observation, Trial, TrialOptions};
 use serde::Serialize;
 
@@ -75,11 +75,21 @@ pub fn run(args: &TryArgs, json: bool) -> Result<TryReport> {
             "ferry try needs BUNDLE (or --prepare)".into()
         )));
     }
-    if args.bundle.is_some() && args.pubkeys.is_empty() {
+    let project = args
+        .bundle
+        .as_ref()
+        .is_some_and(|p| p.join("ferry.toml").is_file());
+    if args.bundle.is_some() && args.pubkeys.is_empty() && !project {
         return Err(anyhow!(Usage(
             "ferry try BUNDLE needs --pubkey PUB: the installer in the throwaway host \
-             verifies the bundle like any other host"
+             verifies the bundle like any other host (a PROJECT directory is built and \
+             signed with a throwaway key instead)"
                 .into()
+        )));
+    }
+    if project && !args.pubkeys.is_empty() {
+        return Err(anyhow!(Usage(
+            "--pubkey is for a BUNDLE: a PROJECT directory is signed with a throwaway key".into()
         )));
     }
     for u in &args.urls {
@@ -124,6 +134,53 @@ pub fn run(args: &TryArgs, json: bool) -> Result<TryReport> {
             ferry_host::host_cache_dir().display()
         ))));
     }
+    // A project: built for this machine with a throwaway key, kept until the trial ends.
+    let work;
+    let (bundle, pubkeys) = if project {
+        let here = Arch::from_uname(std::env::consts::ARCH).ok_or_else(|| {
+            anyhow!(Precondition(format!(
+                "ferry builds for x86_64 and aarch64, not {}",
+                std::env::consts::ARCH
+            )))
+        })?;
+        work = tempfile::Builder::new()
+            .prefix("ferry-try-")
+            .tempdir()
+            .context("creating a work directory")?;
+        let key = crate::keys::keygen(
+            &work.path().join("try"),
+            crate::keys::Protection::Unencrypted,
+            false,
+            crate::keys::Passphrase::none(),
+        )?;
+        progress(&format!(
+            "building {} for linux/{here} with a throwaway key",
+            bundle.display()
+        ));
+        let report = crate::build::run(
+            crate::build::BuildArgs {
+                passphrase: crate::keys::Passphrase::none(),
+                dir: bundle.clone(),
+                key: key.secret,
+                out: work.path().join("out"),
+                targets: vec![Target {
+                    os: Os::Linux,
+                    arch: here,
+                }],
+                strictness: crate::checks::Strictness::Warn,
+            },
+            &crate::progress::Progress::new(false),
+        )?;
+        let built = report
+            .bundles
+            .first()
+            .map(|b| PathBuf::from(&b.path))
+            .ok_or_else(|| anyhow!("ferry build made no bundle"))?;
+        (built, vec![key.public])
+    } else {
+        (bundle.clone(), args.pubkeys.clone())
+    };
+    let bundle = &bundle;
     let manifest = trial::read_manifest(bundle)?;
     let here = Arch::from_uname(std::env::consts::ARCH);
     if here != Some(manifest.target.arch) {
@@ -148,7 +205,7 @@ pub fn run(args: &TryArgs, json: bool) -> Result<TryReport> {
     }
     let opts = TrialOptions {
         bundle: bundle.clone(),
-        pubkeys: args.pubkeys.clone(),
+        pubkeys,
         installer,
         env: args.env.clone(),
         urls: args.urls.clone(),

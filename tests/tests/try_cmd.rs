@@ -284,6 +284,27 @@ fn hello_passes_and_a_build_that_crashes_is_not_blamed_on_the_sandbox() {
         t0.elapsed().as_secs_f64()
     );
 
+    // A project directory: built for this machine, signed with a throwaway key.
+    let t0 = Instant::now();
+    let project = b.dir.join("src-1.0.0");
+    let (code, stdout, stderr) = ferry_try(
+        &[s(&project), "--installer", s(&installer), "--json"],
+        &[("SOURCE_DATE_EPOCH", SDE)],
+    );
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let doc: Value = serde_json::from_str(&stdout).unwrap();
+    let t = &doc["result"]["trial"];
+    assert_eq!(t["app"], "hello", "{doc:#}");
+    assert_eq!(t["install"]["healthy"], true, "{doc:#}");
+    assert_eq!(t["differences"], Value::Array(Vec::new()), "{doc:#}");
+    assert!(stderr.contains("with a throwaway key"), "{stderr}");
+    let (code, _, stderr) = ferry_try(&[s(&project), "--pubkey", s(&b.pubkey)], &[]);
+    assert_eq!(code, 2, "{stderr}");
+    eprintln!(
+        "try_cmd.rs: ferry try PROJECT (build included) took {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+
     let t0 = Instant::now();
     let mut args = vec![s(&b.crash)];
     args.extend(common);
