@@ -345,7 +345,7 @@ pub fn print_human(r: &TryReport) {
     if !t.unexplained.is_empty() {
         println!(
             "left with every knob relaxed (ferry's floor, which no setting lowers: \
-             ProtectSystem=strict, NoNewPrivileges=yes, ...):"
+             ProtectSystem=strict, NoNewPrivileges=yes, RestrictSUIDSGID=yes, ...):"
         );
         for d in &t.unexplained {
             println!("  - {d}");

@@ -1241,15 +1241,17 @@ fn summarise(missing: &BTreeSet<&String>, extra: &BTreeSet<&String>) -> Vec<Stri
     }
     for (target, lines) in strip(missing, "body ") {
         out.push(format!(
-            "{target}: {} body lines missing ({})",
+            "{target}: {} body line{} missing ({})",
             lines.len(),
+            if lines.len() == 1 { "" } else { "s" },
             list(&lines)
         ));
     }
     for (target, lines) in strip(extra, "body ") {
         out.push(format!(
-            "{target}: {} body lines only here ({})",
+            "{target}: {} body line{} only here ({})",
             lines.len(),
+            if lines.len() == 1 { "" } else { "s" },
             list(&lines)
         ));
     }

@@ -3,7 +3,10 @@
 //! `scripts/mkhost`'s recipe compiled into ferry; the example as shipped, which ferry's
 //! unit does not break (exit 0); and a build that crashes at start, which the installer's
 //! health gate rolls back and `ferry try` lays out again, finding it just as broken without
-//! its sandbox (exit 1: not a sandbox problem). The real services are `services.rs`'s.
+//! its sandbox (exit 1: not a sandbox problem); the installer's refusals keeping their exit
+//! codes (3, 4 with `--policy`); and a difference only ferry's floor makes
+//! (`tests/fixtures/setgid-app`, which `RestrictSUIDSGID=yes` stops), left unexplained by any
+//! knob (exit 5, no finding). The real services are `services.rs`'s.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt as _;
@@ -44,15 +47,21 @@ struct Bundles {
     amd64: PathBuf,
     arm64: PathBuf,
     crash: PathBuf,
+    /// `tests/fixtures/setgid-app`: only the floor breaks it.
+    floor: PathBuf,
+    /// A key the bundles are not signed with.
+    other_pubkey: PathBuf,
 }
 
-/// Copies `examples/hello`, lets `edit` change its ferry.toml, builds it for `arches`.
+/// Copies `examples/hello`, lets `edit` change its ferry.toml and `edit_config` its config
+/// template, builds it for `arches`.
 fn build_hello(
     dir: &Path,
     name: &str,
     key: &Path,
     arches: &[&str],
     edit: &dyn Fn(String) -> String,
+    edit_config: &dyn Fn(String) -> String,
 ) -> PathBuf {
     let src = dir.join(format!("src-{name}"));
     run_ok(
@@ -63,6 +72,8 @@ fn build_hello(
     );
     let toml = src.join("ferry.toml");
     fs::write(&toml, edit(fs::read_to_string(&toml).unwrap())).unwrap();
+    let config = src.join("config/hello.toml.j2");
+    fs::write(&config, edit_config(fs::read_to_string(&config).unwrap())).unwrap();
     let out = dir.join(format!("out-{name}"));
     let mut cmd = Command::new(ferry_bin());
     cmd.arg("build")
@@ -112,20 +123,58 @@ fn bundles() -> &'static Bundles {
                 .arg("--unencrypted"),
         );
         let key = prefix.with_extension("key");
-        let out1 = build_hello(&dir, "1.0.0", &key, &["amd64", "arm64"], &|t| t);
-        let crash = build_hello(&dir, "crash", &key, &["amd64"], &|t| {
-            assert_eq!(t.matches("\n[build]\n").count(), 1);
-            t.replacen(
-                "\n[build]\n",
-                "\n[build]\nldflags_x = { \"main.crashAtStart\" = \"1\" }\n",
-                1,
-            )
-        });
+        let same = |t: String| t;
+        let out1 = build_hello(&dir, "1.0.0", &key, &["amd64", "arm64"], &same, &same);
+        // A service only the floor breaks (RestrictSUIDSGID=yes).
+        let setgid_src = dir.join("src-setgid");
+        run_ok(
+            Command::new("cp")
+                .arg("-a")
+                .arg(workspace_root().join("tests/fixtures/setgid-app"))
+                .arg(&setgid_src),
+        );
+        let floor = dir.join("out-setgid");
+        run_ok(
+            Command::new(ferry_bin())
+                .arg("build")
+                .arg(&setgid_src)
+                .arg("--key")
+                .arg(&key)
+                .arg("--out")
+                .arg(&floor)
+                .env("SOURCE_DATE_EPOCH", SDE)
+                .env_remove("FERRY_PASSPHRASE"),
+        );
+        let other = dir.join("other");
+        run_ok(
+            Command::new(ferry_bin())
+                .arg("keygen")
+                .arg("--out")
+                .arg(&other)
+                .arg("--unencrypted"),
+        );
+        let crash = build_hello(
+            &dir,
+            "crash",
+            &key,
+            &["amd64"],
+            &|t| {
+                assert_eq!(t.matches("\n[build]\n").count(), 1);
+                t.replacen(
+                    "\n[build]\n",
+                    "\n[build]\nldflags_x = { \"main.crashAtStart\" = \"1\" }\n",
+                    1,
+                )
+            },
+            &same,
+        );
         Bundles {
             pubkey: prefix.with_extension("pub"),
             amd64: out1.join("hello-1.0.0-linux-amd64.tar.zst"),
             arm64: out1.join("hello-1.0.0-linux-arm64.tar.zst"),
             crash: crash.join("hello-1.0.0-linux-amd64.tar.zst"),
+            floor: floor.join("setgid-app-0.1.0-linux-amd64.tar.zst"),
+            other_pubkey: other.with_extension("pub"),
             dir,
         }
     })
@@ -326,6 +375,100 @@ fn hello_passes_and_a_build_that_crashes_is_not_blamed_on_the_sandbox() {
     );
     eprintln!(
         "try_cmd.rs: ferry try of the crashing build took {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+}
+
+#[test]
+fn refusals_in_the_throwaway_host_keep_the_installers_exit_code() {
+    let b = bundles();
+    let installer = static_installer();
+    // Signed by a key the throwaway host does not trust: exit 3.
+    let (code, stdout, stderr) = ferry_try(
+        &[
+            s(&b.amd64),
+            "--pubkey",
+            s(&b.other_pubkey),
+            "--installer",
+            s(&installer),
+        ],
+        &[],
+    );
+    assert_eq!(code, 3, "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("ferry-install refused the bundle in the throwaway host (exit 3)"),
+        "{stderr}"
+    );
+    // A host policy whose signer rules leave this key out: exit 4.
+    let policy = b.dir.join("policy.toml");
+    fs::write(
+        &policy,
+        "[[signer]]\nkey = \"0000000000000000\"\napps = [\"hello\"]\n",
+    )
+    .unwrap();
+    let (code, stdout, stderr) = ferry_try(
+        &[
+            s(&b.amd64),
+            "--pubkey",
+            s(&b.pubkey),
+            "--installer",
+            s(&installer),
+            "--policy",
+            s(&policy),
+        ],
+        &[],
+    );
+    assert_eq!(code, 4, "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("ferry-install refused the bundle in the throwaway host (exit 4)")
+            && stderr.contains("policy"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_difference_no_knob_removes_is_left_to_the_floor() {
+    let b = bundles();
+    let t0 = Instant::now();
+    let (code, stdout, stderr) = ferry_try(
+        &[
+            s(&b.floor),
+            "--pubkey",
+            s(&b.pubkey),
+            "--installer",
+            s(&static_installer()),
+            "--json",
+        ],
+        &[],
+    );
+    assert_eq!(code, 5, "{stdout}\n{stderr}");
+    let doc: Value = serde_json::from_str(&stdout).unwrap();
+    let t = &doc["result"]["trial"];
+    assert_eq!(t["install"]["healthy"], true, "{doc:#}");
+    assert_eq!(t["findings"], Value::Array(Vec::new()), "{doc:#}");
+    let unexplained: Vec<&str> = t["unexplained"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u.as_str().unwrap())
+        .collect();
+    assert!(
+        unexplained.contains(
+            &"http://127.0.0.1:8090/: 1 body line only here (setgid: chmod \
+              /var/lib/setgid-app/shared: operation not permitted)"
+        ),
+        "{doc:#}"
+    );
+    assert_eq!(t["differences"], t["unexplained"], "{doc:#}");
+    assert!(
+        doc["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no knob explains it"),
+        "{doc:#}"
+    );
+    eprintln!(
+        "try_cmd.rs: ferry try with a floor difference took {:.1} s",
         t0.elapsed().as_secs_f64()
     );
 }
