@@ -320,7 +320,7 @@ fn hello_passes_and_a_build_that_crashes_is_not_blamed_on_the_sandbox() {
     ];
 
     let t0 = Instant::now();
-    let mut args = vec![s(&b.amd64)];
+    let mut args = vec![s(&b.amd64), "--env", "dev"];
     args.extend(common);
     let (code, stdout, stderr) = ferry_try(&args, &[]);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
@@ -399,6 +399,21 @@ fn refusals_in_the_throwaway_host_keep_the_installers_exit_code() {
         stderr.contains("ferry-install refused the bundle in the throwaway host (exit 3)"),
         "{stderr}"
     );
+    // --env reaches the installer: one the bundle lacks is refused (exit 4).
+    let (code, stdout, stderr) = ferry_try(
+        &[
+            s(&b.amd64),
+            "--pubkey",
+            s(&b.pubkey),
+            "--installer",
+            s(&installer),
+            "--env",
+            "nosuch",
+        ],
+        &[],
+    );
+    assert_eq!(code, 4, "{stdout}\n{stderr}");
+    assert!(stderr.contains("nosuch"), "{stderr}");
     // A host policy whose signer rules leave this key out: exit 4.
     let policy = b.dir.join("policy.toml");
     fs::write(
