@@ -3,7 +3,7 @@
 //!
 //! | check | tool | on failure |
 //! |---|---|---|
-//! | `config-syntax` | built in (TOML, JSON) | always fails the build |
+//! | `config-syntax` | built in (TOML, JSON, YAML; rendering already refuses a bad one) | always fails the build |
 //! | `systemd-analyze-verify` | `systemd-analyze verify` | fails the build; a directive the build machine's systemd does not know is a warning |
 //! | `systemd-analyze-security` | `systemd-analyze security --offline=true` | above `service.security_threshold`: warning, failure with `--strict` |
 //! | `systemd-sysusers` | `systemd-sysusers --dry-run` on an empty root | fails the build |
@@ -160,7 +160,7 @@ pub fn run(
     let mut results = config_syntax(rendered);
     if let Some(tool) = find_tool("systemd-analyze") {
         let version = systemd_version(&tool);
-        results.push(verify(&tool, &version, rendered)?);
+        results.extend(verify(&tool, &version, rendered)?);
         for unit in rendered.files.iter().filter(|f| is_service(f)) {
             results.push(security(
                 &tool,
@@ -268,6 +268,10 @@ fn config_syntax(rendered: &Rendered) -> Vec<CheckResult> {
                 Ok(_) => (Status::Passed, "valid JSON".to_owned()),
                 Err(e) => (Status::Failed, format!("not valid JSON: {e}")),
             },
+            "yaml" | "yml" => match yaml_rust2::YamlLoader::load_from_str(&text) {
+                Ok(_) => (Status::Passed, "valid YAML".to_owned()),
+                Err(e) => (Status::Failed, format!("not valid YAML: {e}")),
+            },
             _ => (Status::Skipped, format!("no syntax check for .{ext} files")),
         };
         out.push(result("config-syntax", status, Some(f), detail));
@@ -339,13 +343,14 @@ fn is_version_skew(line: &str) -> bool {
         || line.contains("Unknown lvalue")
 }
 
-fn verify(tool: &Path, version: &str, rendered: &Rendered) -> Result<CheckResult> {
-    let units: Vec<&RenderedFile> = rendered
+/// One `systemd-analyze verify` per environment: each has its own `APP.service`, checked
+/// beside the units every environment shares (the socket).
+fn verify(tool: &Path, version: &str, rendered: &Rendered) -> Result<Vec<CheckResult>> {
+    let shared: Vec<&RenderedFile> = rendered
         .files
         .iter()
-        .filter(|f| f.role == Role::Unit)
+        .filter(|f| f.role == Role::Unit && !is_service(f))
         .collect();
-    let names: Vec<&str> = units.iter().map(|u| file_name(u)).collect();
     let tmp = tempfile::Builder::new().prefix("ferry-verify-").tempdir()?;
     let root = tmp.path();
     let mut copied: Vec<PathBuf> = Vec::new();
@@ -360,17 +365,39 @@ fn verify(tool: &Path, version: &str, rendered: &Rendered) -> Result<CheckResult
         }
     }
     if copied.is_empty() {
-        return Ok(result(
+        return Ok(vec![result(
             "systemd-analyze-verify",
             Status::Skipped,
             None,
             "this build machine has systemd-analyze but no /usr/lib/systemd/system to resolve the units' dependencies against: not checked",
-        ));
+        )]);
     }
+    rendered
+        .files
+        .iter()
+        .filter(|f| is_service(f))
+        .map(|service| {
+            let mut units = vec![service];
+            units.extend(shared.iter().copied());
+            verify_units(tool, version, root, &units, service)
+        })
+        .collect()
+}
+
+/// Verifies `units` (installed under `root`, replacing the previous environment's);
+/// the result is filed under the environment's service unit.
+fn verify_units(
+    tool: &Path,
+    version: &str,
+    root: &Path,
+    units: &[&RenderedFile],
+    service: &RenderedFile,
+) -> Result<CheckResult> {
+    let names: Vec<&str> = units.iter().map(|u| file_name(u)).collect();
     let etc = root.join(UNIT_DIR.trim_start_matches('/'));
     std::fs::create_dir_all(&etc)?;
     let mut paths = Vec::new();
-    for u in &units {
+    for u in units {
         let p = etc.join(file_name(u));
         std::fs::write(&p, &u.data)?;
         paths.push(p);
@@ -398,7 +425,7 @@ fn verify(tool: &Path, version: &str, rendered: &Rendered) -> Result<CheckResult
         return Ok(result(
             "systemd-analyze-verify",
             Status::Skipped,
-            None,
+            Some(service),
             format!("{version}'s systemd-analyze verify is too old for --root/--recursive-errors (needs 250+)"),
         ));
     }
@@ -426,14 +453,14 @@ fn verify(tool: &Path, version: &str, rendered: &Rendered) -> Result<CheckResult
         result(
             "systemd-analyze-verify",
             Status::Failed,
-            None,
+            Some(service),
             format!("{version}: {detail}"),
         )
     } else if !soft.is_empty() {
         result(
             "systemd-analyze-verify",
             Status::Warning,
-            None,
+            Some(service),
             format!(
                 "{version} ignores directives of {units_list} (older than the target's systemd?): {}",
                 soft.join("; ")
@@ -443,7 +470,7 @@ fn verify(tool: &Path, version: &str, rendered: &Rendered) -> Result<CheckResult
         result(
             "systemd-analyze-verify",
             Status::Passed,
-            None,
+            Some(service),
             format!("{version}: {units_list} verify cleanly"),
         )
     })

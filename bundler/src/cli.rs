@@ -142,6 +142,10 @@ pub enum Command {
         /// The signer rule is judged on the key id the bundle claims (not verified).
         #[arg(long, value_name = "FILE")]
         policy: Option<PathBuf>,
+        /// The environment to show (each has its own sandbox and probe); default: the
+        /// bundle's default environment.
+        #[arg(long, value_name = "NAME")]
+        env: Option<String>,
     },
     /// Check for silent breakage: run a bundle in a throwaway network-less host under its
     /// unit, then without its sandbox, and name each directive that makes a difference.

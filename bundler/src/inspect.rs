@@ -28,6 +28,8 @@ pub struct InspectArgs {
     pub previous: Option<PathBuf>,
     /// A host policy file: say whether that host would accept the bundle.
     pub policy: Option<PathBuf>,
+    /// The environment to show; `None`: the bundle's default.
+    pub env: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -39,6 +41,8 @@ pub struct Inspection {
     pub signer_key_id: String,
     pub trusted_comment: String,
     pub manifest_sha256: String,
+    /// The environment whose footprint this is.
+    pub env: String,
     pub footprint: FootprintView,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub previous: Option<Previous>,
@@ -197,7 +201,19 @@ fn view(fp: &Footprint) -> FootprintView {
 pub fn run(args: &InspectArgs) -> Result<Inspection> {
     let (manifest, sig, digest) = read(&args.bundle)?;
     let app = &manifest.app.name;
-    let footprint = Footprint::of(app, &manifest.install);
+    let env = match &args.env {
+        None => manifest.install.default(),
+        Some(name) => ferry_format::install::Name::new(name)
+            .ok()
+            .and_then(|n| manifest.install.env(&n))
+            .ok_or_else(|| {
+                anyhow!(Usage(format!(
+                    "--env {name}: the bundle has no such environment; it has {}",
+                    env_names(&manifest)
+                )))
+            })?,
+    };
+    let footprint = Footprint::of(app, &manifest.install, env);
     let mut diff = None;
     let previous = match &args.previous {
         None => None,
@@ -210,7 +226,12 @@ pub fn run(args: &InspectArgs) -> Result<Inspection> {
                     old.app.name
                 ))));
             }
-            let d = Footprint::of(&old.app.name, &old.install).diff(&footprint);
+            // The same environment in the old release, else what it installed by default.
+            let old_env = old
+                .install
+                .env(&env.name)
+                .unwrap_or_else(|| old.install.default());
+            let d = Footprint::of(&old.app.name, &old.install, old_env).diff(&footprint);
             let p = Previous {
                 bundle: path.display().to_string(),
                 version: old.app.version.to_string(),
@@ -230,7 +251,7 @@ pub fn run(args: &InspectArgs) -> Result<Inspection> {
             let policy = Policy::parse(&text, &path.display().to_string())?;
             let refusal = policy
                 .check_signer(&sig.key_id, app)
-                .and_then(|()| policy.check_footprint(app, &manifest.install))
+                .and_then(|()| policy.check_footprint(app, &manifest.install, env))
                 .err()
                 .map(|v| v.to_string());
             let upgrade_needs_consent = diff
@@ -252,6 +273,7 @@ pub fn run(args: &InspectArgs) -> Result<Inspection> {
         signer_key_id: sig.key_id.to_string(),
         trusted_comment: sig.trusted_comment.clone(),
         manifest_sha256: digest.to_string(),
+        env: env.name.to_string(),
         footprint: view(&footprint),
         previous,
         policy,
@@ -267,6 +289,15 @@ impl Inspection {
             .as_ref()
             .map(|r| format!("{r}; inspect did not verify the bundle's signature"))
     }
+}
+
+fn env_names(m: &Manifest) -> String {
+    m.install
+        .environments
+        .iter()
+        .map(|e| e.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn list(items: &[String]) -> String {
@@ -308,14 +339,10 @@ pub fn print_human(i: &Inspection) {
         m.install.group
     );
     println!(
-        "envs:       {} (default {})",
-        m.install
-            .environments
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(", "),
-        m.install.default_env
+        "envs:       {} (default {}; footprint of {})",
+        env_names(m),
+        m.install.default_env,
+        i.env
     );
     print_footprint(&i.footprint);
     if let Some(p) = &i.previous {

@@ -185,11 +185,13 @@ fn run(cli: Cli, passphrase: keys::Passphrase) -> anyhow::Result<()> {
             bundle,
             previous,
             policy,
+            env,
         } => {
             let i = inspect::run(&inspect::InspectArgs {
                 bundle,
                 previous,
                 policy,
+                env,
             })?;
             let refusal = i.refusal();
             match (json, refusal) {

@@ -5,8 +5,9 @@
 //! `config/` config, `systemd/` unit, ...). The install section is the one a `ferry.toml`
 //! with only `[app]` gets (default directories, user and group named after the app, no
 //! health probe); `config/ENV/NAME` files are installed as `/etc/APP/NAME` for
-//! environment ENV. The tree must hold what every bundle needs: a binary,
-//! `systemd/APP.service` and `sysusers/APP.conf`.
+//! environment ENV. The tree must hold a binary; ferry's default unit
+//! (`systemd/ENV/APP.service`, one per environment) and sysusers snippet are added unless
+//! the tree brings its own.
 //!
 //! Same tree, same flags and same `SOURCE_DATE_EPOCH`: same bytes.
 
@@ -22,7 +23,7 @@ use ferry_format::archive::{write_bundle, PackFile, PackOptions};
 use ferry_format::atomic::{write_atomic, AtomicFile};
 use ferry_format::claims::Claims;
 use ferry_format::digest::{Hasher, Sha256};
-use ferry_format::install::{ConfigFile, Install, Name, OnUpgrade, Text};
+use ferry_format::install::{ConfigFile, Environment, Install, Name, OnUpgrade, Text};
 use ferry_format::layout::AppName;
 use ferry_format::manifest::{
     App, Build, FileEntry, Manifest, Role, Target, Version, FORMAT_VERSION,
@@ -222,10 +223,34 @@ fn install_section(mut install: Install, app: &AppName, files: &[FileEntry]) -> 
         envs.push(install.default_env.clone());
     }
     envs.sort();
+    // Every environment runs the default project's unit, sandbox and (no) probe.
+    let template = install.default().clone();
     install.default_env = envs[0].clone();
-    install.environments = envs;
+    install.environments = envs
+        .into_iter()
+        .map(|name| Environment {
+            name,
+            ..template.clone()
+        })
+        .collect();
     install.configs = configs;
     Ok(install)
+}
+
+/// The environments the tree's `config/ENV/NAME` files name, sorted; none: `default`.
+fn config_envs(paths: impl Iterator<Item = EntryPath>) -> Vec<Name> {
+    let mut envs: Vec<Name> = paths
+        .filter_map(|p| match p.as_str().split('/').collect::<Vec<_>>()[..] {
+            ["config", env, _] => Name::new(env).ok(),
+            _ => None,
+        })
+        .collect();
+    envs.sort();
+    envs.dedup();
+    if envs.is_empty() {
+        envs.push(Name::new("default").expect("a valid name"));
+    }
+    envs
 }
 
 pub fn run(args: PackArgs) -> Result<PackReport> {
@@ -275,15 +300,26 @@ pub fn run(args: PackArgs) -> Result<PackReport> {
             "{socket}: ferry pack declares no listen addresses (the default footprint); build socket-activated services with ferry build"
         );
     }
+    // The default unit serves every environment the configs name, unless the tree
+    // brings its own `systemd/ENV/APP.service`.
+    let envs = config_envs(found.iter().map(|f| f.0.clone()));
+    let default_unit = l.payload_unit(&rendered.install.default_env);
     for f in rendered.files.iter().filter(|f| f.role != Role::Config) {
-        if found.iter().any(|x| x.0 == f.path) {
-            continue;
+        let paths = if f.path == default_unit {
+            envs.iter().map(|e| l.payload_unit(e)).collect()
+        } else {
+            vec![f.path.clone()]
+        };
+        for path in paths {
+            if found.iter().any(|x| x.0 == path) {
+                continue;
+            }
+            let dest = work.path().join(path.as_str());
+            std::fs::create_dir_all(dest.parent().expect("has parent"))?;
+            std::fs::write(&dest, &f.data)?;
+            origin.insert(path.clone(), f.template.clone());
+            found.push((path, dest, f.mode, f.role));
         }
-        let dest = work.path().join(f.path.as_str());
-        std::fs::create_dir_all(dest.parent().expect("has parent"))?;
-        std::fs::write(&dest, &f.data)?;
-        origin.insert(f.path.clone(), f.template.clone());
-        found.push((f.path.clone(), dest, f.mode, f.role));
     }
     found.sort_by(|a, b| a.0.cmp(&b.0));
     let sources: Vec<&Path> = found.iter().map(|f| f.1.as_path()).collect();
@@ -433,7 +469,7 @@ mod tests {
     fn roles_come_from_the_top_level_directory() {
         assert_eq!(role_of("bin/app"), Role::Binary);
         assert_eq!(role_of("config/prod/app.toml"), Role::Config);
-        assert_eq!(role_of("systemd/app.service"), Role::Unit);
+        assert_eq!(role_of("systemd/prod/app.service"), Role::Unit);
         assert_eq!(role_of("sysusers/app.conf"), Role::Sysusers);
         assert_eq!(role_of("share/data.bin"), Role::Doc);
         assert_eq!(role_of("README"), Role::Doc);
@@ -460,7 +496,7 @@ mod tests {
             file("bin/app", Role::Binary),
             file("config/dev/app.toml", Role::Config),
             file("config/prod/app.toml", Role::Config),
-            file("systemd/app.service", Role::Unit),
+            file("systemd/dev/app.service", Role::Unit),
         ];
         let app = AppName::new("app").unwrap();
         let base = || {
@@ -473,7 +509,7 @@ mod tests {
             render::render(&loaded).unwrap().install
         };
         let inst = install_section(base(), &app, &files).unwrap();
-        let envs: Vec<&str> = inst.environments.iter().map(Name::as_str).collect();
+        let envs: Vec<&str> = inst.environments.iter().map(|e| e.name.as_str()).collect();
         assert_eq!(envs, ["dev", "prod"]);
         assert_eq!(inst.default_env.as_str(), "dev");
         assert_eq!(inst.configs[1].dest.as_str(), "/etc/app/app.toml");

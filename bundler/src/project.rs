@@ -35,6 +35,7 @@ use types::{
     LdflagsValue, LimitNofile, MaxSize, NotRoot, ProbeKind, ProjectPath, RotateCount, SettleSecs,
     TargetSpec, Threshold, TimeoutSecs, UnitText, Vars, WatchdogSec, ZstdLevel,
 };
+pub use types::{LogsMode, Templated};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -177,6 +178,14 @@ pub struct ServiceSection {
     /// `private_tmp = false`), resolved into the manifest's relaxations on parse.
     #[serde(default, deserialize_with = "sandbox")]
     pub sandbox: Sandbox,
+    /// `ExecReload=` sends this signal; unset: the unit offers no reload (a Go program
+    /// that does not handle the signal would stop).
+    #[serde(default, deserialize_with = "optional_signal")]
+    pub reload_signal: Option<Signal>,
+}
+
+fn optional_signal<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Signal>, D::Error> {
+    signal(d).map(Some)
 }
 
 impl Default for ServiceSection {
@@ -199,6 +208,7 @@ impl Default for ServiceSection {
             watchdog_sec: None,
             account: default_account(),
             sandbox: Sandbox::default(),
+            reload_signal: None,
         }
     }
 }
@@ -231,23 +241,27 @@ fn default_account() -> Account {
 /// `[service.sandbox]`: `profile` first, then each knob, as `ferry_format::sandbox` has
 /// them; a knob set to ferry's hardened value removes the relaxation.
 fn sandbox<'de, D: Deserializer<'de>>(d: D) -> Result<Sandbox, D::Error> {
-    use ferry_format::sandbox;
-    use serde::de::Error as _;
     let raw = BTreeMap::<String, toml::Value>::deserialize(d)?;
-    let mut s = Sandbox::default();
+    apply_sandbox(Sandbox::default(), &raw).map_err(serde::de::Error::custom)
+}
+
+/// `base` with a `[service.sandbox]`-shaped table applied: its `profile`, then each knob.
+pub fn apply_sandbox(
+    mut s: Sandbox,
+    raw: &BTreeMap<String, toml::Value>,
+) -> Result<Sandbox, String> {
+    use ferry_format::sandbox;
     if let Some(v) = raw.get("profile") {
-        let name = v
-            .as_str()
-            .ok_or_else(|| D::Error::custom("profile must be a string"))?;
+        let name = v.as_str().ok_or("profile must be a string")?;
         let prof = sandbox::profile(name).ok_or_else(|| {
-            D::Error::custom(format!(
+            format!(
                 "profile {name:?} is unknown; known profiles are {}",
                 sandbox::PROFILES
                     .iter()
                     .map(|p| p.name)
                     .collect::<Vec<_>>()
                     .join(", ")
-            ))
+            )
         })?;
         for (k, v) in prof.settings {
             s.set(k, v).expect("profiles hold valid settings");
@@ -258,25 +272,92 @@ fn sandbox<'de, D: Deserializer<'de>>(d: D) -> Result<Sandbox, D::Error> {
             toml::Value::String(s) => s.clone(),
             toml::Value::Boolean(true) => "yes".into(),
             toml::Value::Boolean(false) => "no".into(),
-            other => {
-                return Err(D::Error::custom(format!(
-                    "{k} = {other}: expected a string or true/false"
-                )))
-            }
+            other => return Err(format!("{k} = {other}: expected a string or true/false")),
         };
-        s.set(k, &value).map_err(D::Error::custom)?;
+        s.set(k, &value).map_err(|e| e.to_string())?;
     }
     Ok(s)
 }
 
-/// `[health]`, resolved into the manifest's probe on parse: each probe kind needs its key
-/// and takes no other.
+/// `[health]` (and `[environments.NAME.health]`): which probe, with its values checked on
+/// parse when plain and per environment when they use `{{ var }}`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(try_from = "RawHealth")]
 pub struct HealthSection {
-    pub probe: Probe,
+    pub probe: ProbeSpec,
     pub timeout_secs: TimeoutSecs,
     pub settle_secs: SettleSecs,
+}
+
+/// A probe before rendering: each kind with its own (possibly templated) values.
+#[derive(Debug, Clone)]
+pub enum ProbeSpec {
+    None,
+    Http {
+        url: Templated<HttpUrl>,
+        body_contains: Option<Templated<UnitText>>,
+    },
+    Tcp {
+        address: Templated<ProbeAddr>,
+    },
+    Exec {
+        argv: Vec<Templated<UnitText>>,
+    },
+}
+
+impl ProbeSpec {
+    /// The probe for one environment; `render` renders a template string.
+    pub fn resolve(&self, render: &dyn Fn(&str) -> Result<String>) -> Result<Probe> {
+        Ok(match self {
+            Self::None => Probe::None,
+            Self::Http { url, body_contains } => Probe::Http {
+                url: url.resolve(render)?,
+                body_contains: body_contains
+                    .as_ref()
+                    .map(|b| -> Result<Text> {
+                        let t = b.resolve(render)?;
+                        Text::new(t.as_str()).map_err(|e| anyhow!("health.body_contains: {e}"))
+                    })
+                    .transpose()?,
+            },
+            Self::Tcp { address } => Probe::Tcp {
+                address: address.resolve(render)?,
+            },
+            Self::Exec { argv } => Probe::Exec {
+                argv: Argv::new(
+                    argv.iter()
+                        .map(|w| w.resolve(render).map(|t| t.as_str().to_owned()))
+                        .collect::<Result<_>>()?,
+                )
+                .map_err(|e| anyhow!("health.argv: {e}"))?,
+            },
+        })
+    }
+
+    /// Every value as written (templates unrendered), for the inline-secret scan.
+    pub fn texts(&self) -> Vec<String> {
+        fn t<T: std::fmt::Display>(v: &Templated<T>) -> String {
+            match v {
+                Templated::Plain(p) => p.to_string(),
+                Templated::Template(s) => s.clone(),
+            }
+        }
+        match self {
+            Self::None => Vec::new(),
+            Self::Http { url, body_contains } => {
+                let mut v = vec![t(url)];
+                v.extend(body_contains.iter().map(t));
+                v
+            }
+            Self::Tcp { address } => vec![t(address)],
+            Self::Exec { argv } => argv.iter().map(t).collect(),
+        }
+    }
+
+    /// The probe when nothing in it needs rendering.
+    pub fn plain(&self) -> Option<Probe> {
+        self.resolve(&|t| Err(anyhow!("{t:?} is a template"))).ok()
+    }
 }
 
 #[derive(Deserialize)]
@@ -284,9 +365,10 @@ pub struct HealthSection {
 struct RawHealth {
     #[serde(default)]
     probe: ProbeKind,
-    url: Option<HttpUrl>,
-    address: Option<ProbeAddr>,
-    argv: Option<Argv>,
+    url: Option<Templated<HttpUrl>>,
+    body_contains: Option<Templated<UnitText>>,
+    address: Option<Templated<ProbeAddr>>,
+    argv: Option<Vec<Templated<UnitText>>>,
     #[serde(default = "default_timeout")]
     timeout_secs: TimeoutSecs,
     #[serde(default = "default_settle")]
@@ -305,6 +387,7 @@ impl TryFrom<RawHealth> for HealthSection {
         };
         for (key, given, used_by) in [
             ("url", r.url.is_some(), ProbeKind::Http),
+            ("body_contains", r.body_contains.is_some(), ProbeKind::Http),
             ("address", r.address.is_some(), ProbeKind::Tcp),
             ("argv", r.argv.is_some(), ProbeKind::Exec),
         ] {
@@ -315,22 +398,33 @@ impl TryFrom<RawHealth> for HealthSection {
             }
         }
         let probe = match r.probe {
-            ProbeKind::Http => Probe::Http {
+            ProbeKind::Http => ProbeSpec::Http {
                 url: r.url.ok_or_else(|| {
                     Invalid("probe = \"http\" needs url = \"http://IP:PORT/PATH\"".into())
                 })?,
+                body_contains: r.body_contains,
             },
-            ProbeKind::Tcp => Probe::Tcp {
+            ProbeKind::Tcp => ProbeSpec::Tcp {
                 address: r
                     .address
                     .ok_or_else(|| Invalid("probe = \"tcp\" needs address = \"IP:PORT\"".into()))?,
             },
-            ProbeKind::Exec => Probe::Exec {
-                argv: r.argv.ok_or_else(|| {
+            ProbeKind::Exec => {
+                let argv = r.argv.ok_or_else(|| {
                     Invalid("probe = \"exec\" needs argv = [\"/ABSOLUTE/PROGRAM\", ...]".into())
-                })?,
-            },
-            ProbeKind::None => Probe::None,
+                })?;
+                // Plain command lines are checked now; templated ones per environment.
+                if argv.iter().all(|w| w.plain().is_some()) {
+                    Argv::new(
+                        argv.iter()
+                            .map(|w| w.plain().expect("plain").as_str().to_owned())
+                            .collect(),
+                    )
+                    .map_err(|e| Invalid(e.to_string()))?;
+                }
+                ProbeSpec::Exec { argv }
+            }
+            ProbeKind::None => ProbeSpec::None,
         };
         Ok(Self {
             probe,
@@ -343,7 +437,7 @@ impl TryFrom<RawHealth> for HealthSection {
 impl Default for HealthSection {
     fn default() -> Self {
         Self {
-            probe: Probe::None,
+            probe: ProbeSpec::None,
             timeout_secs: default_timeout(),
             settle_secs: default_settle(),
         }
@@ -360,6 +454,9 @@ fn default_settle() -> SettleSecs {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogsSection {
+    /// `journal` (default): stdout and stderr; `files`: `/var/log/APP/*.log`, rotated.
+    #[serde(default)]
+    pub mode: LogsMode,
     #[serde(default = "default_rotate")]
     pub rotate: RotateCount,
     #[serde(default)]
@@ -374,6 +471,7 @@ pub struct LogsSection {
 impl Default for LogsSection {
     fn default() -> Self {
         Self {
+            mode: LogsMode::default(),
             rotate: default_rotate(),
             frequency: Frequency::default(),
             max_size: MaxSize::default(),
@@ -427,11 +525,76 @@ fn default_on_upgrade() -> OnUpgrade {
 }
 
 /// `[environments]`: `default` names one; every other key is an environment (a [`Name`])
-/// whose table of values overrides `[vars]`.
+/// whose table of values overrides `[vars]`, and whose `service` and `health` tables
+/// override the top-level ones for that environment.
 #[derive(Debug, Clone, Default)]
 pub struct EnvironmentsSection {
     pub default: Option<Name>,
-    pub values: BTreeMap<Name, Vars>,
+    pub values: BTreeMap<Name, EnvSection>,
+}
+
+/// One `[environments.NAME]`.
+#[derive(Debug, Clone, Default)]
+pub struct EnvSection {
+    /// Template values, overriding `[vars]`.
+    pub vars: Vars,
+    /// `[environments.NAME.service]`.
+    pub service: EnvService,
+    /// `[environments.NAME.health]`: replaces `[health]` for this environment.
+    pub health: Option<HealthSection>,
+}
+
+/// What an environment may change about the service: its command line, its environment
+/// variables, its sandbox.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvService {
+    /// Replaces `service.args`.
+    pub args: Option<Vec<UnitText>>,
+    /// Merged over `service.environment` (same name: this one wins).
+    #[serde(default)]
+    pub environment: BTreeMap<EnvName, UnitText>,
+    /// Applied over `[service.sandbox]` (a `profile` and/or knobs).
+    #[serde(default)]
+    pub sandbox: BTreeMap<String, toml::Value>,
+}
+
+impl<'de> Deserialize<'de> for EnvSection {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let mut table = toml::Table::deserialize(d)?;
+        let service = match table.remove("service") {
+            Some(v) => v
+                .try_into::<EnvService>()
+                .map_err(|e| D::Error::custom(format!("service: {}", one_line(&e.to_string()))))?,
+            None => EnvService::default(),
+        };
+        if !service.sandbox.is_empty() {
+            apply_sandbox(Sandbox::default(), &service.sandbox)
+                .map_err(|e| D::Error::custom(format!("service.sandbox: {e}")))?;
+        }
+        let health = table
+            .remove("health")
+            .map(toml::Value::try_into::<HealthSection>)
+            .transpose()
+            .map_err(|e| D::Error::custom(format!("health: {}", one_line(&e.to_string()))))?;
+        let vars = toml::Value::Table(table)
+            .try_into::<Vars>()
+            .map_err(|e| D::Error::custom(one_line(&e.to_string())))?;
+        Ok(Self {
+            vars,
+            service,
+            health,
+        })
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 impl<'de> Deserialize<'de> for EnvironmentsSection {
@@ -703,6 +866,14 @@ pub fn validate(p: &Project) -> Result<Vec<Target>> {
         }
     }
     for d in &p.directories {
+        if p.logs.mode == LogsMode::Journal && d.path.is_within(&l.log()) {
+            bail!(
+                "directory {}: logs go to the journal (the default), so there is no {}; \
+                 set [logs] mode = \"files\" to log there",
+                d.path,
+                l.log()
+            );
+        }
         if !l.owns(&d.path) {
             bail!(
                 "directory {} must be under one of {}",
@@ -729,6 +900,15 @@ pub fn validate(p: &Project) -> Result<Vec<Target>> {
         }
     }
     validate_service(p)?;
+    // Plain probes are checked here; templated ones once rendered, per environment.
+    if let Some(probe) = p.health.probe.plain() {
+        check_probe_port(p, &probe)?;
+    }
+    for (env, e) in &p.environments.values {
+        if let Some(probe) = e.health.as_ref().and_then(|h| h.probe.plain()) {
+            check_probe_port(p, &probe).map_err(|e| anyhow!("[environments.{env}.health]: {e}"))?;
+        }
+    }
     refuse_inline_secrets(p)?;
     Ok(targets)
 }
@@ -736,7 +916,7 @@ pub fn validate(p: &Project) -> Result<Vec<Target>> {
 /// The port a health probe targets, if it names one.
 fn probe_port(probe: &Probe) -> Option<u16> {
     match probe {
-        Probe::Http { url } => url.parts().map(|(a, _, _)| a.port()),
+        Probe::Http { url, .. } => url.parts().map(|(a, _, _)| a.port()),
         Probe::Tcp { address } => address.socket_addr().map(|a| a.port()),
         Probe::Exec { .. } | Probe::None => None,
     }
@@ -757,9 +937,15 @@ fn validate_service(p: &Project) -> Result<()> {
             "service.watchdog_sec needs type = \"notify\": only a notify service sends WATCHDOG=1"
         );
     }
-    // A service that binds a port < 1024 itself needs CAP_NET_BIND_SERVICE, which
-    // PrivateUsers= voids: say so at build time, not as EACCES on the host.
-    if let Some(port) = probe_port(&p.health.probe).filter(|&port| port < 1024) {
+    Ok(())
+}
+
+/// A service that binds a port < 1024 itself needs `CAP_NET_BIND_SERVICE`, which
+/// `PrivateUsers=` voids: say so at build time (for each environment's resolved probe),
+/// not as EACCES on the host.
+pub fn check_probe_port(p: &Project, probe: &Probe) -> Result<()> {
+    let s = &p.service;
+    if let Some(port) = probe_port(probe).filter(|&port| port < 1024) {
         let held = s.listen_stream.iter().any(|a| a.port() == Some(port));
         if !held && !s.capabilities.contains(&Capability::NetBindService) {
             bail!(
@@ -778,13 +964,42 @@ fn refuse_inline_secrets(p: &Project) -> Result<()> {
     let allow = &p.build.not_secrets;
     let mut found = Vec::new();
     secrets::scan_table("[vars] (every environment)", &p.vars.0, allow, &mut found);
-    for (env, table) in &p.environments.values {
+    for (env, e) in &p.environments.values {
         secrets::scan_table(
             &format!("[environments.{env}]"),
-            &table.0,
+            &e.vars.0,
             allow,
             &mut found,
         );
+        let env_table: toml::Table = e
+            .service
+            .environment
+            .iter()
+            .map(|(k, v)| (k.to_string(), toml::Value::String(v.to_string())))
+            .collect();
+        secrets::scan_table(
+            &format!("[environments.{env}.service] environment"),
+            &env_table,
+            allow,
+            &mut found,
+        );
+        if let Some(args) = &e.service.args {
+            let args: Vec<String> = args.iter().map(ToString::to_string).collect();
+            secrets::scan_args(
+                &format!("[environments.{env}.service] args"),
+                &args,
+                allow,
+                &mut found,
+            );
+        }
+        if let Some(h) = &e.health {
+            secrets::scan_args(
+                &format!("[environments.{env}.health]"),
+                &h.probe.texts(),
+                allow,
+                &mut found,
+            );
+        }
     }
     let env_table: toml::Table = p
         .service
@@ -802,13 +1017,7 @@ fn refuse_inline_secrets(p: &Project) -> Result<()> {
         .map(|(k, v)| (k.to_string(), toml::Value::String(v.to_string())))
         .collect();
     secrets::scan_table("build.ldflags_x", &ldflags, allow, &mut found);
-    let probe: Vec<String> = match &p.health.probe {
-        Probe::Http { url } => vec![url.as_str().to_owned()],
-        Probe::Tcp { address } => vec![address.as_str().to_owned()],
-        Probe::Exec { argv } => argv.words().to_vec(),
-        Probe::None => Vec::new(),
-    };
-    secrets::scan_args("health", &probe, allow, &mut found);
+    secrets::scan_args("health", &p.health.probe.texts(), allow, &mut found);
     if found.is_empty() {
         return Ok(());
     }
@@ -961,7 +1170,7 @@ mod tests {
             ("[health]\nprobe = \"http\"\n", Some("health: probe = \"http\" needs url")),
             ("[health]\nprobe = \"tcp\"\naddress = \"127.0.0.1:8080\"\nurl = \"http://127.0.0.1:8080/\"\n", Some("health: url is set but probe = \"tcp\" does not use it")),
             ("[health]\nprobe = \"http\"\nurl = \"http://example.com:8080/\"\n", Some("health.url: invalid health URL")),
-            ("[health]\nprobe = \"exec\"\nargv = [\"curl\", \"-f\"]\n", Some("health.argv: invalid command")),
+            ("[health]\nprobe = \"exec\"\nargv = [\"curl\", \"-f\"]\n", Some("health: invalid command \"curl -f\": expected an absolute program path")),
             ("[health]\nprobe = \"exec\"\nargv = [\"/usr/bin/curl\", \"-f\", \"http://127.0.0.1:8080/\"]\n", None),
             ("[health]\nprobe = \"ping\"\n", Some("health.probe: unknown variant `ping`")),
             ("[health]\ntimeout_secs = 0\n", Some("health.timeout_secs: 0 is out of range")),

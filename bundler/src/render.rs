@@ -17,19 +17,19 @@ use std::collections::BTreeMap;
 use anyhow::{anyhow, bail, Context as _, Result};
 use ferry_format::footprint::ListenAddr;
 use ferry_format::install::{
-    ConfigFile, Directory, Health, HostPath, Install, Keep, LogFiles, Name, Secret, SecretKind,
-    Service,
+    ConfigFile, Directory, Environment, Health, HostPath, Install, Keep, LogFiles, Name, Secret,
+    SecretKind, Service,
 };
 use ferry_format::layout::Layout;
 use ferry_format::manifest::{App, Arch, Build, Manifest, Role, Target, FORMAT_VERSION};
 use ferry_format::mode::Mode;
 use ferry_format::sandbox::Sandbox;
 use ferry_format::EntryPath;
-use minijinja::{Environment, UndefinedBehavior};
+use minijinja::UndefinedBehavior;
 use serde::Serialize;
 
-use crate::project::types::ProjectPath;
-use crate::project::{files, Loaded, Project};
+use crate::project::types::{ProjectPath, UnitText};
+use crate::project::{files, Loaded, LogsMode, Project};
 
 /// The default templates, compiled in so an installed `ferry` needs no data files.
 const DEFAULTS: &[(&str, &str)] = &[
@@ -121,7 +121,12 @@ pub fn directories(p: &Project) -> Vec<Directory> {
         (l.lib(), user.clone(), group.clone(), 0o750, Keep::Data),
         (l.log(), user.clone(), group.clone(), 0o750, Keep::Data),
     ];
+    // Journal-only services get no log directory.
+    let files = p.logs.mode == LogsMode::Files;
     for (path, owner, group, bits, keep) in defaults {
+        if path == l.log() && !files {
+            continue;
+        }
         dirs.insert(
             path.clone(),
             Directory {
@@ -174,30 +179,134 @@ fn secrets(p: &Project) -> Vec<Secret> {
         .collect()
 }
 
-fn health(p: &Project) -> Health {
-    Health {
-        probe: p.health.probe.clone(),
-        timeout_secs: p.health.timeout_secs.get(),
-        settle_secs: p.health.settle_secs.get(),
-    }
+/// What one environment makes of the service: `[environments.NAME.service]` and
+/// `.health` over the top-level sections, every `{{ var }}` rendered with that
+/// environment's values.
+pub struct EnvView {
+    pub name: Name,
+    /// `[vars]` with the environment's values over them, plus `env`.
+    pub ctx: minijinja::Value,
+    pub args: Vec<String>,
+    pub environment: BTreeMap<String, String>,
+    pub sandbox: Sandbox,
+    pub health: Health,
 }
 
-/// The sandbox the unit gets: the project's knobs and profile, and `PrivateUsers=no`
-/// whenever the service keeps a capability (a user namespace voids them).
-pub fn sandbox(p: &Project) -> Sandbox {
-    let mut s = p.service.sandbox.clone();
+/// Renders a `ferry.toml` value that uses `{{ var }}`; plain text is returned as is.
+fn render_value(ctx: &minijinja::Value, what: &str, text: &str) -> Result<String> {
+    if !crate::project::types::is_template(text) {
+        return Ok(text.to_owned());
+    }
+    let out = render_one(&format!("ferry.toml {what}"), text, ctx)?;
+    UnitText::new(&out)
+        .map_err(|e| anyhow!("ferry.toml {what}: {text:?} renders to {out:?}: {}", e.0))?;
+    Ok(out)
+}
+
+/// Each environment's view of the service, in `env_names` order.
+pub fn env_views(p: &Project) -> Result<Vec<EnvView>> {
+    p.env_names()
+        .into_iter()
+        .map(|name| env_view(p, name))
+        .collect()
+}
+
+fn env_view(p: &Project, name: Name) -> Result<EnvView> {
+    let section = p.environments.values.get(&name);
+    let mut vars = p.vars.0.clone();
+    if let Some(e) = section {
+        for (k, v) in &e.vars.0 {
+            vars.insert(k.clone(), v.clone());
+        }
+    }
+    let mut ctx_map: BTreeMap<String, minijinja::Value> = vars
+        .iter()
+        .map(|(k, v)| (k.clone(), minijinja::Value::from_serialize(v)))
+        .collect();
+    ctx_map.insert("env".into(), minijinja::Value::from(name.as_str()));
+    let ctx = minijinja::Value::from_serialize(&ctx_map);
+    let scope = |key: &str| match section {
+        Some(_) => format!("[environments.{name}] {key}"),
+        None => key.to_owned(),
+    };
+
+    let args_src = section
+        .and_then(|e| e.service.args.as_ref())
+        .unwrap_or(&p.service.args);
+    let args = args_src
+        .iter()
+        .map(|a| render_value(&ctx, &scope("service.args"), a.as_str()))
+        .collect::<Result<Vec<_>>>()?;
+    let mut env_src: BTreeMap<String, String> = p
+        .service
+        .environment
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    if let Some(e) = section {
+        for (k, v) in &e.service.environment {
+            env_src.insert(k.to_string(), v.to_string());
+        }
+    }
+    let environment = env_src
+        .into_iter()
+        .map(|(k, v)| {
+            let out = render_value(&ctx, &scope(&format!("service.environment.{k}")), &v)?;
+            Ok((k, out))
+        })
+        .collect::<Result<_>>()?;
+
+    let mut sandbox = p.service.sandbox.clone();
+    if let Some(e) = section {
+        sandbox = crate::project::apply_sandbox(sandbox, &e.service.sandbox)
+            .map_err(|err| anyhow!("[environments.{name}.service.sandbox]: {err}"))?;
+    }
+    // A user namespace voids every capability, so a service that keeps one runs without.
     if !p.service.capabilities.is_empty() {
-        s.set("private_users", "no")
+        sandbox
+            .set("private_users", "no")
             .expect("private_users = no is a valid setting");
     }
-    s
+
+    let hs = section.and_then(|e| e.health.as_ref()).unwrap_or(&p.health);
+    let probe = hs
+        .probe
+        .resolve(&|t| render_value(&ctx, &scope("health"), t))
+        .with_context(|| format!("the health probe of environment {name}"))?;
+    crate::project::check_probe_port(p, &probe).with_context(|| format!("environment {name}"))?;
+    let health = Health {
+        probe,
+        timeout_secs: hs.timeout_secs.get(),
+        settle_secs: hs.settle_secs.get(),
+    };
+    Ok(EnvView {
+        name,
+        ctx,
+        args,
+        environment,
+        sandbox,
+        health,
+    })
+}
+
+impl EnvView {
+    pub fn manifest_env(&self) -> Environment {
+        Environment {
+            name: self.name.clone(),
+            sandbox: self.sandbox.clone(),
+            health: self.health.clone(),
+        }
+    }
 }
 
 /// The service's part of the declared footprint.
 pub fn service(p: &Project, dirs: &[Directory]) -> Service {
     let s = &p.service;
     let l = p.layout();
-    let mut writable = vec![l.lib(), l.log()];
+    let mut writable = vec![l.lib()];
+    if p.logs.mode == LogsMode::Files {
+        writable.push(l.log());
+    }
     writable.extend(read_write_paths(p, dirs));
     Service {
         kind: s.kind,
@@ -207,8 +316,7 @@ pub fn service(p: &Project, dirs: &[Directory]) -> Service {
         ip_address_allow: s.ip_address_allow.clone(),
         listen: s.listen_stream.clone(),
         writable_paths: writable,
-        sandbox: sandbox(p),
-        reload_signal: Some(p.logs.reopen_signal),
+        reload_signal: p.service.reload_signal,
     }
 }
 
@@ -322,8 +430,10 @@ fn strict_escape(
     minijinja::filters::escape(state, v)
 }
 
-fn environment() -> Environment<'static> {
-    let mut env = Environment::new();
+fn environment() -> minijinja::Environment<'static> {
+    let mut env = minijinja::Environment::new();
+    // Configs are TOML, YAML, JSON, not HTML: values go in as written (`| tojson` quotes).
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_keep_trailing_newline(true);
     env.add_filter("tojson", strict_tojson);
@@ -437,9 +547,9 @@ fn base_context(
     p: &Project,
     dirs: &[Directory],
     secrets: &[Secret],
-    health: &Health,
-    sandbox: &Sandbox,
+    view: &EnvView,
 ) -> minijinja::Value {
+    let sandbox = &view.sandbox;
     let l = p.layout();
     let credentials = l.credentials_dir();
     let binary = l.binary().to_string();
@@ -471,7 +581,7 @@ fn base_context(
         .collect();
     let s = &p.service;
     let exec_start = std::iter::once(binary.clone())
-        .chain(s.args.iter().map(|a| unit_quote(a.as_str())))
+        .chain(view.args.iter().map(|a| unit_quote(a)))
         .collect::<Vec<_>>()
         .join(" ");
     minijinja::context! {
@@ -485,10 +595,11 @@ fn base_context(
         group => p.group().as_str(),
         service => minijinja::context! {
             type => s.kind,
-            args => &s.args,
+            args => &view.args,
             exec_start => exec_start,
             supplementary_groups => p.supplementary_groups(),
-            environment => &s.environment,
+            environment => &view.environment,
+            reload_signal => s.reload_signal,
             restart_prevent_exit_status => &s.restart_prevent_exit_status,
             limit_nofile => s.limit_nofile,
             listen_stream => &s.listen_stream,
@@ -500,13 +611,15 @@ fn base_context(
             watchdog_sec => s.watchdog_sec,
             read_write_paths => read_write_paths(p, dirs),
         },
+        env => view.name.as_str(),
         logs => minijinja::context! {
+            files => p.logs.mode == LogsMode::Files,
             rotate => p.logs.rotate,
             frequency => p.logs.frequency,
             max_size => &p.logs.max_size,
             reopen_signal => p.logs.reopen_signal,
         },
-        health => minijinja::context! { timeout_secs => health.timeout_secs },
+        health => minijinja::context! { timeout_secs => view.health.timeout_secs },
         paths => minijinja::context! {
             binary => binary,
             etc => l.etc(),
@@ -572,20 +685,29 @@ pub fn render(loaded: &Loaded) -> Result<Rendered> {
     let l = p.layout();
     let dirs = directories(p);
     let secrets = secrets(p);
-    let health = health(p);
     let service = service(p, &dirs);
-    let base = base_context(p, &dirs, &secrets, &health, &service.sandbox);
+    let views = env_views(p)?;
+    let default_env = p.default_env();
+    let default_view = views
+        .iter()
+        .find(|v| v.name == default_env)
+        .expect("the default environment has a view");
 
     let t = &p.templates;
     let mut files = Vec::new();
-    push_rendered(
-        &mut files,
-        loaded,
-        &base,
-        (t.unit.as_ref(), "unit.service.j2", "[templates] unit"),
-        l.payload_unit(),
-        Role::Unit,
-    )?;
+    // One unit per environment: its command line, environment variables and sandbox.
+    for view in &views {
+        push_rendered(
+            &mut files,
+            loaded,
+            &base_context(p, &dirs, &secrets, view),
+            (t.unit.as_ref(), "unit.service.j2", "[templates] unit"),
+            l.payload_unit(&view.name),
+            Role::Unit,
+        )?;
+    }
+    // The rest is the same in every environment.
+    let base = base_context(p, &dirs, &secrets, default_view);
     if p.socket_activated() {
         push_rendered(
             &mut files,
@@ -596,18 +718,20 @@ pub fn render(loaded: &Loaded) -> Result<Rendered> {
             Role::Unit,
         )?;
     }
-    push_rendered(
-        &mut files,
-        loaded,
-        &base,
-        (
-            t.logrotate.as_ref(),
-            "logrotate.j2",
-            "[templates] logrotate",
-        ),
-        l.payload_logrotate(),
-        Role::Logrotate,
-    )?;
+    if p.logs.mode == LogsMode::Files {
+        push_rendered(
+            &mut files,
+            loaded,
+            &base,
+            (
+                t.logrotate.as_ref(),
+                "logrotate.j2",
+                "[templates] logrotate",
+            ),
+            l.payload_logrotate(),
+            Role::Logrotate,
+        )?;
+    }
     push_rendered(
         &mut files,
         loaded,
@@ -639,29 +763,18 @@ pub fn render(loaded: &Loaded) -> Result<Rendered> {
         .iter()
         .map(|c| template_source(loaded, Some(&c.template), "", "[[config]] template"))
         .collect::<Result<_>>()?;
-    let envs = p.env_names();
     let mut configs = Vec::new();
-    for env in &envs {
-        let mut vars = p.vars.0.clone();
-        if let Some(values) = p.environments.values.get(env) {
-            for (k, v) in &values.0 {
-                vars.insert(k.clone(), v.clone());
-            }
-        }
-        let mut ctx_map: BTreeMap<String, minijinja::Value> = BTreeMap::new();
-        for (k, v) in &vars {
-            ctx_map.insert(k.clone(), minijinja::Value::from_serialize(v));
-        }
-        ctx_map.insert("env".into(), minijinja::Value::from(env.as_str()));
-        let ctx =
-            minijinja::context! { ..base.clone(), ..minijinja::Value::from_serialize(&ctx_map) };
+    for view in &views {
+        let env = &view.name;
+        let ctx = minijinja::context! {
+            ..base_context(p, &dirs, &secrets, view),
+            ..view.ctx.clone()
+        };
         for (c, (name, src)) in p.configs.iter().zip(&sources) {
-            let out = render_checked(
-                name,
-                src,
-                &ctx,
-                &format!("{} for environment {env}", c.dest),
-            )?;
+            let what = format!("{} for environment {env}", c.dest);
+            let out = render_checked(name, src, &ctx, &what)?;
+            check_config_syntax(c.dest.file_name(), &out)
+                .with_context(|| format!("{what}, rendered from {name}"))?;
             let source = Layout::payload_config(env, c.dest.file_name())?;
             configs.push(ConfigFile {
                 env: env.clone(),
@@ -688,13 +801,12 @@ pub fn render(loaded: &Loaded) -> Result<Rendered> {
         group: p.group().clone(),
         supplementary_groups: p.supplementary_groups(),
         service,
-        default_env: p.default_env(),
-        environments: envs,
+        default_env,
+        environments: views.iter().map(EnvView::manifest_env).collect(),
         directories: dirs,
         configs,
         secrets,
-        health,
-        log_files: Some(LogFiles {
+        log_files: (p.logs.mode == LogsMode::Files).then_some(LogFiles {
             reopen_signal: p.logs.reopen_signal,
         }),
     };
@@ -703,6 +815,26 @@ pub fn render(loaded: &Loaded) -> Result<Rendered> {
     // the real manifest).
     conform(&provisional_manifest(p, &install), &files)?;
     Ok(Rendered { files, install })
+}
+
+/// A rendered config whose name says JSON, TOML or YAML must parse as such: a value
+/// that breaks the syntax (a quote in a string, a missing `| tojson`) fails the build
+/// instead of the service on the host.
+fn check_config_syntax(file_name: &str, text: &str) -> Result<()> {
+    let ext = file_name.rsplit_once('.').map_or("", |(_, e)| e);
+    match ext {
+        "json" => serde_json::from_str::<serde_json::Value>(text)
+            .map(drop)
+            .map_err(|e| anyhow!("not valid JSON: {e}")),
+        "toml" => text
+            .parse::<toml::Table>()
+            .map(drop)
+            .map_err(|e| anyhow!("not valid TOML: {}", e.message())),
+        "yaml" | "yml" => yaml_rust2::YamlLoader::load_from_str(text)
+            .map(drop)
+            .map_err(|e| anyhow!("not valid YAML: {e}")),
+        _ => Ok(()),
+    }
 }
 
 /// A manifest with everything the conformance check reads (app and install section) and

@@ -266,8 +266,12 @@ fn verify_units(b: &Built) {
     let etc = root.join("etc/systemd/system");
     std::fs::create_dir_all(&etc).unwrap();
     let mut units = Vec::new();
-    for (path, data) in b.files.iter().filter(|(p, _)| p.starts_with("systemd/")) {
-        let dest = etc.join(path.trim_start_matches("systemd/"));
+    // The default environment's service unit, and the units every environment shares.
+    let own = format!("systemd/{}/", b.manifest.install.default_env);
+    for (path, data) in b.files.iter().filter(|(p, _)| {
+        p.starts_with(&own) || (p.starts_with("systemd/") && p.matches('/').count() == 1)
+    }) {
+        let dest = etc.join(path.rsplit('/').next().unwrap());
         std::fs::write(&dest, data).unwrap();
         units.push(dest);
     }
@@ -358,7 +362,7 @@ fn logrotate_accepts(rules: &str) {
 fn example_units_are_hardened_verify_and_rotate() {
     let p = Project::example();
     let b = p.build_ok("out", &[]);
-    let unit = b.file("systemd/hello.service");
+    let unit = b.file("systemd/prod/hello.service");
 
     let score = exposure("hello.service", &unit);
     assert!(score <= 1.5, "exposure {score} > 1.5 for:\n{unit}");
@@ -567,7 +571,7 @@ fn project_unit_override_is_used() {
     p.append("[templates]\nunit = \"deploy/hello.service.j2\"\n");
     let b = p.build_ok("out", &[]);
     assert!(b
-        .file("systemd/hello.service")
+        .file("systemd/prod/hello.service")
         .starts_with("# project override for hello\n"));
     assert_eq!(b.check("systemd-analyze-verify")["status"], "passed");
 
@@ -615,7 +619,7 @@ fn exposure_above_the_threshold_warns_and_fails_with_strict() {
     assert_eq!(b.check("systemd-analyze-security")["status"], "warning");
     assert!(
         b.stderr
-            .contains("warning: check systemd-analyze-security (systemd/hello.service)"),
+            .contains("warning: check systemd-analyze-security (systemd/prod/hello.service)"),
         "no warning on stderr: {}",
         b.stderr
     );
@@ -635,7 +639,7 @@ fn socket_activation_renders_a_socket_and_verifies() {
         "{socket}"
     );
     assert!(socket.contains("WantedBy=sockets.target"), "{socket}");
-    let unit = b.file("systemd/hello.service");
+    let unit = b.file("systemd/prod/hello.service");
     for line in [
         "Requires=hello.socket",
         "After=hello.socket",
@@ -724,7 +728,7 @@ fn overrides_that_say_more_than_the_footprint_fail_the_build() {
             "unit",
             "deploy/hello.service.j2",
             default_with(unit, "User={{ user }}", "User=root"),
-            vec!["systemd/hello.service:", "User=root: the manifest's user is hello"],
+            vec!["systemd/dev/hello.service:", "User=root: the manifest's user is hello"],
         ),
         (
             "unit",
@@ -735,7 +739,7 @@ fn overrides_that_say_more_than_the_footprint_fail_the_build() {
                 "Group={{ group }}\nSupplementaryGroups=root shadow disk\n",
             ),
             vec![
-                "systemd/hello.service:",
+                "systemd/dev/hello.service:",
                 "SupplementaryGroups= says disk root shadow but the manifest declares the manifest's supplementary groups: (none)",
             ],
         ),
@@ -747,7 +751,7 @@ fn overrides_that_say_more_than_the_footprint_fail_the_build() {
                 "ExecStart={{ service.exec_start }}\n",
                 "ExecStart={{ service.exec_start }}\nExecStartPre=+/bin/sh -c 'cp /bin/sh /tmp/rootsh; chmod 4755 /tmp/rootsh'\n",
             ),
-            vec!["systemd/hello.service:", "ExecStartPre=+/bin/sh", "the '+' prefix is not allowed"],
+            vec!["systemd/dev/hello.service:", "ExecStartPre=+/bin/sh", "the '+' prefix is not allowed"],
         ),
         (
             "unit",
@@ -757,7 +761,7 @@ fn overrides_that_say_more_than_the_footprint_fail_the_build() {
                 "WantedBy=multi-user.target\n",
                 "WantedBy=multi-user.target\nAlias=ssh.service\n",
             ),
-            vec!["systemd/hello.service:", "Alias= is not allowed in [Install]"],
+            vec!["systemd/dev/hello.service:", "Alias= is not allowed in [Install]"],
         ),
         (
             "unit",
@@ -769,7 +773,7 @@ fn overrides_that_say_more_than_the_footprint_fail_the_build() {
                 "Description={{ app.description }}\nExecStartPre=+/usr/bin/id\n",
             ),
             // Lands in [Unit], where systemd would ignore it; the check refuses it anyway.
-            vec!["systemd/hello.service:7: ExecStartPre= is not allowed in [Unit]"],
+            vec!["systemd/dev/hello.service:7: ExecStartPre= is not allowed in [Unit]"],
         ),
         (
             "tmpfiles",
@@ -830,7 +834,7 @@ fn the_secret_scanner_reads_every_rendered_file() {
             "unit",
             "deploy/hello.service.j2",
             default_with("unit.service.j2", "[Service]\n", "[Service]\n# ghp_0123456789abcdefghijABCDEFGHIJ0123456789\n"),
-            "systemd/hello.service, from deploy/hello.service.j2, contains a secret",
+            "systemd/dev/hello.service, from deploy/hello.service.j2, contains a secret",
         ),
         (
             "logrotate",
@@ -870,7 +874,7 @@ fn sandbox_relaxations_render_and_are_declared() {
     let p = Project::example();
     p.append("[service.sandbox]\nprofile = \"host-metrics\"\nprivate_tmp = false\n");
     let b = p.build_ok("out", &[]);
-    let unit = b.file("systemd/hello.service");
+    let unit = b.file("systemd/prod/hello.service");
     for line in [
         "ProcSubset=all",
         "ProtectProc=default",
@@ -890,7 +894,7 @@ fn sandbox_relaxations_render_and_are_declared() {
     let relaxed: Vec<(&str, &str)> = b
         .manifest
         .install
-        .service
+        .default()
         .sandbox
         .relaxations()
         .iter()
@@ -908,4 +912,198 @@ fn sandbox_relaxations_render_and_are_declared() {
         ]
     );
     assert_eq!(b.check("systemd-analyze-verify")["status"], "passed");
+}
+
+fn env<'a>(b: &'a Built, name: &str) -> &'a ferry_format::install::Environment {
+    b.manifest
+        .install
+        .environments
+        .iter()
+        .find(|e| e.name.as_str() == name)
+        .unwrap_or_else(|| panic!("no environment {name}"))
+}
+
+fn probe_url(b: &Built, name: &str) -> String {
+    match &env(b, name).health.probe {
+        ferry_format::install::Probe::Http { url, .. } => url.as_str().to_owned(),
+        other => panic!("{name}: {other:?}"),
+    }
+}
+
+#[test]
+fn each_environment_gets_its_own_unit_probe_and_sandbox() {
+    let p = Project::example();
+    // One ferry.toml, two ports: the probe follows the environment's `listen`.
+    p.edit(
+        "url = \"http://127.0.0.1:8080/healthz\"",
+        "url = \"http://{{ listen }}/healthz\"\nbody_contains = \"{{ greeting }}\"",
+    );
+    p.edit(
+        "greeting = \"Hello from dev\"\n",
+        "greeting = \"Hello from dev\"\nlisten = \"127.0.0.1:8081\"\n",
+    );
+    p.append(
+        "[environments.test.service]\nargs = [\"-config\", \"/etc/hello/hello.toml\", \"-env={{ env }}\"]\n\
+         [environments.test.service.sandbox]\nproc_subset = \"all\"\n",
+    );
+    let b = p.build_ok("out", &[]);
+    assert_eq!(probe_url(&b, "dev"), "http://127.0.0.1:8081/healthz");
+    assert_eq!(probe_url(&b, "prod"), "http://127.0.0.1:8080/healthz");
+    assert!(
+        matches!(&env(&b, "dev").health.probe,
+            ferry_format::install::Probe::Http { body_contains: Some(t), .. } if t.as_str() == "Hello from dev"),
+        "{:?}",
+        env(&b, "dev").health.probe
+    );
+    assert!(b
+        .file("config/dev/hello.toml")
+        .contains("listen = \"127.0.0.1:8081\""));
+    let (dev, prod, test) = (
+        b.file("systemd/dev/hello.service"),
+        b.file("systemd/prod/hello.service"),
+        b.file("systemd/test/hello.service"),
+    );
+    assert!(dev.contains("Environment=\"GOMAXPROCS=1\"\n"), "{dev}");
+    assert!(prod.contains("Environment=\"GOMAXPROCS=2\"\n"), "{prod}");
+    assert!(
+        test.contains(
+            "ExecStart=/opt/hello/current/bin/hello -config /etc/hello/hello.toml -env=test\n"
+        ),
+        "{test}"
+    );
+    assert!(test.contains("\nProcSubset=all\n") && prod.contains("\nProcSubset=pid\n"));
+    let relaxed = |name| {
+        env(&b, name)
+            .sandbox
+            .relaxations()
+            .iter()
+            .map(|(k, v)| format!("{}={v}", k.key))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(relaxed("test"), ["proc_subset=all"]);
+    assert!(relaxed("prod").is_empty() && relaxed("dev").is_empty());
+    // One verify per environment, filed under its unit.
+    let verified: Vec<&str> = b.report["result"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["check"] == "systemd-analyze-verify" && c["status"] == "passed")
+        .filter_map(|c| c["file"].as_str())
+        .collect();
+    assert_eq!(
+        verified,
+        [
+            "systemd/dev/hello.service",
+            "systemd/prod/hello.service",
+            "systemd/test/hello.service"
+        ]
+    );
+}
+
+#[test]
+fn environment_values_that_do_not_render_or_parse_fail_the_build() {
+    // (what, project files to write, ferry.toml to append, what the error must say)
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str, &'a [&'a str]);
+    let cases: &[Case] = &[
+        (
+            "an environment's probe names a variable it lacks",
+            &[],
+            "[environments.dev.health]\nprobe = \"http\"\nurl = \"http://{{ nope }}/healthz\"\n",
+            &["environment dev", "undefined variable `nope`"],
+        ),
+        (
+            "a templated URL renders to something that is not one",
+            &[],
+            "[environments.dev.health]\nprobe = \"http\"\nurl = \"http://{{ greeting }}/\"\n",
+            &["\"http://{{ greeting }}/\" renders to \"http://Hello from dev/\""],
+        ),
+        (
+            "a low port in one environment, without the capability",
+            &[],
+            "[environments.prod.health]\nprobe = \"http\"\nurl = \"http://127.0.0.1:80/\"\n",
+            &["[environments.prod.health]", "CAP_NET_BIND_SERVICE"],
+        ),
+        (
+            "an unknown knob in an environment's sandbox",
+            &[],
+            "[environments.dev.service.sandbox]\nno_new_privileges = false\n",
+            &["unknown sandbox setting \"no_new_privileges\""],
+        ),
+        (
+            "an environment table that is not service, health or a value",
+            &[],
+            "[environments.test.service]\nuser = \"root\"\n",
+            &["unknown field `user`"],
+        ),
+        (
+            "a YAML config that does not parse once rendered",
+            &[("config/x.yaml.j2", "greeting: {{ greeting }}: yes\n")],
+            "[[config]]\ntemplate = \"config/x.yaml.j2\"\ndest = \"/etc/hello/x.yaml\"\n",
+            &[
+                "/etc/hello/x.yaml for environment dev, rendered from config/x.yaml.j2",
+                "not valid YAML",
+            ],
+        ),
+        (
+            "a JSON config with a value not passed through tojson",
+            &[("config/x.json.j2", "{\"greeting\": {{ greeting }}}\n")],
+            "[[config]]\ntemplate = \"config/x.json.j2\"\ndest = \"/etc/hello/x.json\"\n",
+            &["not valid JSON"],
+        ),
+        (
+            "a log directory while logs go to the journal",
+            &[],
+            "",
+            &["logs go to the journal", "set [logs] mode = \"files\""],
+        ),
+    ];
+    for (what, files, extra, needles) in cases {
+        let p = Project::example();
+        for (rel, content) in *files {
+            p.write(rel, content);
+        }
+        if extra.is_empty() {
+            p.edit("mode = \"files\"", "mode = \"journal\"");
+        }
+        p.append(extra);
+        let out = p.out("out");
+        let o = p.build("out", &[]);
+        assert_failed_and_out_untouched(&o, &out);
+        let err = error_text(&o);
+        for n in *needles {
+            assert!(err.contains(n), "{what}: no {n:?} in: {err}");
+        }
+    }
+}
+
+#[test]
+fn journal_logging_has_no_log_directory_rotation_or_reload() {
+    let p = Project::example();
+    p.edit("mode = \"files\"", "mode = \"journal\"");
+    p.edit("reload_signal = \"HUP\"", "");
+    p.edit(
+        "[[directories]]\npath = \"/var/log/hello\"\nacl = [\"group:adm:r-x\"]\ndefault_acl = [\"group:adm:r--\"]\n",
+        "",
+    );
+    let b = p.build_ok("out", &[]);
+    let unit = b.file("systemd/prod/hello.service");
+    for absent in ["LogsDirectory", "ExecReload"] {
+        assert!(!unit.contains(absent), "{absent} in:\n{unit}");
+    }
+    assert!(!b.files.contains_key("logrotate/hello"));
+    let inst = &b.manifest.install;
+    assert!(inst.log_files.is_none() && inst.service.reload_signal.is_none());
+    assert!(
+        inst.directories
+            .iter()
+            .all(|d| !d.path.as_str().starts_with("/var/log")),
+        "{:?}",
+        inst.directories
+    );
+    assert!(inst
+        .service
+        .writable_paths
+        .iter()
+        .all(|w| !w.as_str().starts_with("/var/log")));
+    verify_units(&b);
 }

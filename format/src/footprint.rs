@@ -391,7 +391,8 @@ impl Item {
     }
 }
 
-/// Everything a bundle asks of a host, flattened for review and comparison.
+/// Everything a bundle asks of a host, flattened for review and comparison. The default
+/// is the empty footprint (nothing asked), for comparing against nothing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Footprint {
     pub user: String,
@@ -401,7 +402,8 @@ pub struct Footprint {
 }
 
 impl Footprint {
-    pub fn of(app: &AppName, inst: &Install) -> Self {
+    /// The footprint of `inst` installed in environment `env`.
+    pub fn of(app: &AppName, inst: &Install, env: &crate::install::Environment) -> Self {
         let s = &inst.service;
         let mut items = BTreeSet::new();
         if inst.account == Account::Existing {
@@ -449,14 +451,14 @@ impl Footprint {
                 path: p.to_string(),
             });
         }
-        for (k, v) in s.sandbox.relaxations() {
+        for (k, v) in env.sandbox.relaxations() {
             items.insert(Item::Relaxed {
                 setting: k.key.to_owned(),
                 value: v.to_owned(),
                 class: k.class,
             });
         }
-        if let Probe::Exec { argv } = &inst.health.probe {
+        if let Probe::Exec { argv } = &env.health.probe {
             items.insert(Item::ExecProbe {
                 argv: argv.words().to_vec(),
             });
@@ -514,7 +516,8 @@ impl Footprint {
         let mut removed: Vec<Item> = old.difference(&now).map(|i| (*i).clone()).collect();
         // Another account is a wider footprint even when both are new accounts: files
         // the old one owned stay its own.
-        if self.user != new.user || self.group != new.group {
+        let known = !self.user.is_empty();
+        if known && (self.user != new.user || self.group != new.group) {
             added.push(Item::ExistingAccount {
                 user: new.user.clone(),
                 group: new.group.clone(),
@@ -542,6 +545,17 @@ fn perms_string(p: u32) -> String {
         .iter()
         .map(|&(b, c)| if p & b != 0 { c } else { '-' })
         .collect()
+}
+
+impl Default for Footprint {
+    fn default() -> Self {
+        Self {
+            user: String::new(),
+            group: String::new(),
+            account: Account::New,
+            items: Vec::new(),
+        }
+    }
 }
 
 /// How a footprint changes from the installed release to a new one.

@@ -29,13 +29,38 @@ pub struct Install {
     pub service: Service,
     /// Environment used when the installer is given no `--env`.
     pub default_env: Name,
-    pub environments: Vec<Name>,
+    /// What differs between environments: each has its own unit
+    /// (`systemd/ENV/APP.service`: arguments and environment variables), sandbox and
+    /// health probe, and its own configs.
+    pub environments: Vec<Environment>,
     pub directories: Vec<Directory>,
     pub configs: Vec<ConfigFile>,
     pub secrets: Vec<Secret>,
-    pub health: Health,
     /// Log files under `/var/log/APP` rotated by logrotate; `None`: the journal only.
     pub log_files: Option<LogFiles>,
+}
+
+/// One environment's part of the footprint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Environment {
+    pub name: Name,
+    /// Sandbox knobs relaxed from ferry's baseline ([`crate::sandbox`]).
+    pub sandbox: Sandbox,
+    pub health: Health,
+}
+
+impl Install {
+    /// The environment named `name`.
+    pub fn env(&self, name: &Name) -> Option<&Environment> {
+        self.environments.iter().find(|e| &e.name == name)
+    }
+
+    /// The environment installed without `--env`.
+    pub fn default(&self) -> &Environment {
+        self.env(&self.default_env)
+            .expect("Manifest::validate: the default environment is declared")
+    }
 }
 
 /// The service unit's part of the footprint.
@@ -57,8 +82,6 @@ pub struct Service {
     /// Where the service may write (`StateDirectory=`, `LogsDirectory=`,
     /// `ReadWritePaths=`); everything else is read-only (`ProtectSystem=strict`).
     pub writable_paths: Vec<HostPath>,
-    /// Sandbox knobs relaxed from ferry's baseline ([`crate::sandbox`]).
-    pub sandbox: Sandbox,
     /// `ExecReload=` sends this signal; `None`: the unit offers no reload.
     pub reload_signal: Option<Signal>,
 }
@@ -437,8 +460,12 @@ pub struct Health {
 pub enum Probe {
     /// Unit state only.
     None,
-    /// `GET` must answer 2xx.
-    Http { url: HttpUrl },
+    /// `GET` must answer 2xx (and, when set, the body must contain `body_contains`).
+    Http {
+        url: HttpUrl,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        body_contains: Option<Text>,
+    },
     /// A TCP connect must succeed.
     Tcp { address: ProbeAddr },
     /// A command must exit 0. It runs as the service user, in the unit's sandbox.

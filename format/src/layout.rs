@@ -306,8 +306,9 @@ impl Layout<'_> {
     pub fn payload_binary(&self) -> EntryPath {
         entry(format!("bin/{}", self.app))
     }
-    pub fn payload_unit(&self) -> EntryPath {
-        entry(format!("systemd/{}.service", self.app))
+    /// `systemd/ENV/APP.service`: each environment has its own unit.
+    pub fn payload_unit(&self, env: &Name) -> EntryPath {
+        entry(format!("systemd/{env}/{}.service", self.app))
     }
     pub fn payload_socket(&self) -> EntryPath {
         entry(format!("systemd/{}.socket", self.app))
@@ -332,15 +333,16 @@ impl Layout<'_> {
         EntryPath::new(&format!("config/{env}/{file_name}"))
     }
 
-    /// `(payload member, host destination)` of each system file a release installs, in
-    /// the order they are written.
+    /// `(payload member, host destination)` of each system file a release installs in
+    /// environment `env`, in the order they are written.
     pub fn system_files(
         &self,
+        env: &Name,
         socket: bool,
         tmpfiles: bool,
         logrotate: bool,
     ) -> Vec<(EntryPath, HostPath)> {
-        let mut v = vec![(self.payload_unit(), self.unit_file())];
+        let mut v = vec![(self.payload_unit(env), self.unit_file())];
         if socket {
             v.push((self.payload_socket(), self.socket_file()));
         }
@@ -377,6 +379,10 @@ mod tests {
         assert_eq!(l.unit_file().as_str(), "/etc/systemd/system/hello.service");
         assert_eq!(l.state_dir().as_str(), "/var/lib/ferry/hello");
         assert_eq!(l.payload_sysusers().as_str(), "sysusers/hello.conf");
+        assert_eq!(
+            l.payload_unit(&Name::new("prod").unwrap()).as_str(),
+            "systemd/prod/hello.service"
+        );
         assert!(l.owns(&HostPath::new("/var/lib/hello/data").unwrap()));
         assert!(l.owns(&HostPath::new("/etc/hello").unwrap()));
         assert!(!l.owns(&HostPath::new("/etc/hellothere").unwrap()));

@@ -241,6 +241,22 @@ pub enum Role {
     Doc,
 }
 
+impl Role {
+    /// The name the manifest uses.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Binary => "binary",
+            Self::Config => "config",
+            Self::Unit => "unit",
+            Self::Logrotate => "logrotate",
+            Self::Sysusers => "sysusers",
+            Self::Tmpfiles => "tmpfiles",
+            Self::Sbom => "sbom",
+            Self::Doc => "doc",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileEntry {
@@ -386,7 +402,9 @@ impl Manifest {
                 Role::Binary => top == "bin",
                 Role::Config => inst.configs.iter().any(|c| c.source == f.path),
                 Role::Unit => {
-                    f.path == l.payload_unit()
+                    inst.environments
+                        .iter()
+                        .any(|e| f.path == l.payload_unit(&e.name))
                         || (svc.socket_activated() && f.path == l.payload_socket())
                 }
                 Role::Sysusers => f.path == l.payload_sysusers(),
@@ -401,7 +419,7 @@ impl Manifest {
             if !at_home {
                 return Err(format!(
                     "{p} has role {} but is not where that role belongs (or is not declared)",
-                    format!("{:?}", f.role).to_lowercase()
+                    f.role.as_str()
                 ));
             }
         }
@@ -413,11 +431,13 @@ impl Manifest {
                 l.payload_binary()
             ));
         }
-        if !has(&l.payload_unit(), Role::Unit) {
-            return Err(format!(
-                "{} (role unit) is not in the payload",
-                l.payload_unit()
-            ));
+        for e in &inst.environments {
+            if !has(&l.payload_unit(&e.name), Role::Unit) {
+                return Err(format!(
+                    "{} (role unit) is not in the payload",
+                    l.payload_unit(&e.name)
+                ));
+            }
         }
         if svc.socket_activated() != has(&l.payload_socket(), Role::Unit) {
             return Err(format!(
@@ -455,8 +475,20 @@ impl Manifest {
         // Environments.
         let mut envs = std::collections::BTreeSet::new();
         for e in &inst.environments {
-            if !envs.insert(e) {
-                return Err(format!("environment {e} is declared twice"));
+            if !envs.insert(&e.name) {
+                return Err(format!("environment {} is declared twice", e.name));
+            }
+            if e.health.timeout_secs == 0 || e.health.timeout_secs > 3600 {
+                return Err(format!(
+                    "environment {}: health timeout must be 1..3600 seconds",
+                    e.name
+                ));
+            }
+            if e.health.settle_secs > e.health.timeout_secs {
+                return Err(format!(
+                    "environment {}: health settle time must not exceed the timeout",
+                    e.name
+                ));
             }
         }
         if !envs.contains(&inst.default_env) {
@@ -552,13 +584,17 @@ impl Manifest {
                 return Err(format!("capability {c} is listed twice"));
             }
         }
-        if !caps.is_empty()
-            && svc
-                .sandbox
-                .value(crate::sandbox::knob("private_users").expect("knob"))
-                == "yes"
-        {
-            return Err("capabilities are void under PrivateUsers=yes: the sandbox must set private_users = no".into());
+        for e in &inst.environments {
+            if !caps.is_empty()
+                && e.sandbox
+                    .value(crate::sandbox::knob("private_users").expect("knob"))
+                    == "yes"
+            {
+                return Err(format!(
+                    "environment {}: capabilities are void under PrivateUsers=yes: the sandbox must set private_users = no",
+                    e.name
+                ));
+            }
         }
         let mut fams = std::collections::BTreeSet::new();
         for f in &svc.address_families {
@@ -593,12 +629,6 @@ impl Manifest {
             if !writable.insert(p) {
                 return Err(format!("writable path {p} is listed twice"));
             }
-        }
-        if inst.health.timeout_secs == 0 || inst.health.timeout_secs > 3600 {
-            return Err("health timeout must be 1..3600 seconds".into());
-        }
-        if inst.health.settle_secs > inst.health.timeout_secs {
-            return Err("health settle time must not exceed the timeout".into());
         }
         // Text shown to people: no control characters (terminal escapes) anywhere.
         let texts = [
@@ -730,21 +760,24 @@ mod tests {
             ("/install/service/listen", json!(["localhost:80"])),
             ("/install/service/ip_address_allow", json!(["example.com"])),
             (
-                "/install/service/sandbox",
+                "/install/environments/0/sandbox",
                 json!({"no_new_privileges": "no"}),
             ),
-            ("/install/service/sandbox", json!({"proc_subset": "pid"})),
+            (
+                "/install/environments/0/sandbox",
+                json!({"proc_subset": "pid"}),
+            ),
             ("/install/service/reload_signal", json!("KILL")),
             (
-                "/install/health/probe",
+                "/install/environments/0/health/probe",
                 json!({"http": {"url": "http://db.example/x"}}),
             ),
             (
-                "/install/health/probe",
+                "/install/environments/0/health/probe",
                 json!({"exec": {"argv": ["relative/path"]}}),
             ),
             (
-                "/install/health/probe",
+                "/install/environments/0/health/probe",
                 json!({"exec": {"argv": ["/bin/x", "a\u{1b}b"]}}),
             ),
             ("/install/directories/0/acl", json!(["other::rwx"])),
@@ -802,6 +835,11 @@ mod tests {
                 json!(["adm", "adm"]),
             ),
             ("default environment", "/install/default_env", json!("dev")),
+            (
+                "environment prod is declared twice",
+                "/install/environments/1",
+                json!({"name": "prod", "sandbox": {}, "health": {"probe": "none", "timeout_secs": 1, "settle_secs": 0}}),
+            ),
             (
                 "outside the app's own prefixes",
                 "/install/directories/3/path",
@@ -904,14 +942,26 @@ mod tests {
                 "/install/service/ip_address_allow",
                 json!(["10.0.0.0/8"]),
             ),
-            ("health timeout", "/install/health/timeout_secs", json!(0)),
-            ("settle time", "/install/health/settle_secs", json!(31)),
+            (
+                "health timeout",
+                "/install/environments/0/health/timeout_secs",
+                json!(0),
+            ),
+            (
+                "settle time",
+                "/install/environments/0/health/settle_secs",
+                json!(31),
+            ),
             ("control character", "/build/module", json!("m\u{1b}[2J")),
         ];
         for (message, pointer, value) in cases {
             let mut v = valid();
             if *pointer == "/install/service/ip_address_allow" {
                 v["install"]["service"]["private_network"] = json!(true);
+            }
+            if *pointer == "/install/environments/1" {
+                let e = v["install"]["environments"][0].clone();
+                v["install"]["environments"].as_array_mut().unwrap().push(e);
             }
             *v.pointer_mut(pointer)
                 .unwrap_or_else(|| panic!("{pointer}")) = value.clone();

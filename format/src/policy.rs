@@ -355,7 +355,12 @@ impl Policy {
     }
 
     /// Is the footprint of `inst` within what the host accepts for `app`?
-    pub fn check_footprint(&self, app: &AppName, inst: &Install) -> Result<(), Violation> {
+    pub fn check_footprint(
+        &self,
+        app: &AppName,
+        inst: &Install,
+        env: &crate::install::Environment,
+    ) -> Result<(), Violation> {
         let (lim, origin) = self.limits_for(app.as_str());
         let v = |what: String, rule: &str| Violation {
             app: app.to_string(),
@@ -445,7 +450,7 @@ impl Policy {
                 "network",
             ));
         }
-        for (k, value) in svc.sandbox.relaxations() {
+        for (k, value) in env.sandbox.relaxations() {
             // Capabilities need the host's user namespace; the capability is what is
             // judged (above), not the relaxation it implies.
             if k.key == "private_users" && !svc.capabilities.is_empty() {
@@ -467,7 +472,7 @@ impl Policy {
                 ));
             }
         }
-        if let Probe::Exec { .. } = inst.health.probe {
+        if let Probe::Exec { .. } = env.health.probe {
             if !lim.exec_probes {
                 return Err(v("its health probe runs a command".into(), "exec_probes"));
             }
@@ -544,10 +549,11 @@ impl Policy {
         key: &KeyId,
         app: &AppName,
         inst: &Install,
+        env: &crate::install::Environment,
     ) -> Result<Footprint, Violation> {
         self.check_signer(key, app)?;
-        self.check_footprint(app, inst)?;
-        Ok(Footprint::of(app, inst))
+        self.check_footprint(app, inst, env)?;
+        Ok(Footprint::of(app, inst, env))
     }
 }
 

@@ -116,7 +116,7 @@ pub fn payload() -> Vec<(&'static str, u32, &'static str, Vec<u8>)> {
             b"listen = \"127.0.0.1:8080\"\n".to_vec(),
         ),
         ("logrotate/hello", 0o644, "logrotate", LOGROTATE.into()),
-        ("systemd/hello.service", 0o644, "unit", UNIT.into()),
+        ("systemd/prod/hello.service", 0o644, "unit", UNIT.into()),
         ("sysusers/hello.conf", 0o644, "sysusers", SYSUSERS.into()),
         ("tmpfiles/hello.conf", 0o644, "tmpfiles", TMPFILES.into()),
     ]
@@ -141,10 +141,11 @@ pub fn install_json() -> Value {
             "ip_address_allow": [],
             "listen": [],
             "writable_paths": ["/var/lib/hello", "/var/log/hello"],
-            "sandbox": {},
             "reload_signal": "HUP"
         },
-        "default_env": "prod", "environments": ["prod"],
+        "default_env": "prod",
+        "environments": [{"name": "prod", "sandbox": {},
+            "health": {"probe": "none", "timeout_secs": 30, "settle_secs": 2}}],
         "directories": [
             dir("/etc/hello", "root", "hello", "0750", "config"),
             dir("/opt/hello", "root", "root", "0755", "release"),
@@ -156,7 +157,6 @@ pub fn install_json() -> Value {
             "owner": "root", "group": "hello", "mode": "0640", "on_upgrade": "preserve"}],
         "secrets": [{"name": "token", "path": "/etc/hello/token", "kind": "credential",
             "owner": "root", "group": "root", "mode": "0600"}],
-        "health": {"probe": "none", "timeout_secs": 30, "settle_secs": 2},
         "log_files": {"reopen_signal": "HUP"}
     })
 }

@@ -1,7 +1,7 @@
 //! Starting a release and judging it: which system files a release installs, and the
 //! restart plus health gate.
 
-use ferry_format::install::HostPath;
+use ferry_format::install::{HostPath, Name};
 use ferry_format::manifest::Manifest;
 use ferry_format::EntryPath;
 
@@ -10,19 +10,21 @@ use crate::host::Host;
 use crate::steps::step;
 
 /// `(payload member, host destination)` of the unit(s), logrotate rules and tmpfiles
-/// snippet. Destinations derive from the app's name ([`ferry_format::layout`]), never from
-/// payload paths.
-pub fn system_files(m: &Manifest) -> Vec<(EntryPath, HostPath)> {
+/// snippet of environment `env`. Destinations derive from the app's name
+/// ([`ferry_format::layout`]), never from payload paths.
+pub fn system_files(m: &Manifest, env: &Name) -> Vec<(EntryPath, HostPath)> {
     let l = m.app.name.layout();
     l.system_files(
+        env,
         m.install.service.socket_activated(),
         m.file(l.payload_tmpfiles().as_str()).is_some(),
         m.install.log_files.is_some(),
     )
 }
 
-/// (Re)starts the service (the socket stays up, holding the port) and waits for health.
-pub fn start_and_check(host: &Host, m: &Manifest) -> Result<(), Unhealthy> {
+/// (Re)starts the service (the socket stays up, holding the port) and waits for it to be
+/// healthy as environment `env` judges it.
+pub fn start_and_check(host: &Host, m: &Manifest, env: &Name) -> Result<(), Unhealthy> {
     let l = m.app.name.layout();
     let unit = l.unit_name();
     step(&format!(
@@ -44,5 +46,5 @@ pub fn start_and_check(host: &Host, m: &Manifest) -> Result<(), Unhealthy> {
         .ok()
         .and_then(|p| p.get("NRestarts").and_then(|v| v.parse().ok()))
         .unwrap_or(0);
-    health::wait(host, m, restarts)
+    health::wait(host, m, env, restarts)
 }

@@ -214,7 +214,7 @@ pub fn apply(
         )
         .to_string(),
     }];
-    for (src, dest) in crate::activate::system_files(m) {
+    for (src, dest) in crate::activate::system_files(m, env) {
         let data = std::fs::read(release_path.join(src.as_str()))
             .with_context(|| format!("reading {src} from the release"))?;
         if let Some(parent) = dest.parent() {

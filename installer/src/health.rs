@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _, Result};
-use ferry_format::install::{Argv, HttpUrl, Probe};
+use ferry_format::install::{Argv, HttpUrl, Name, Probe};
 use ferry_format::manifest::Manifest;
 
 use crate::host::Host;
@@ -66,17 +66,18 @@ const PROBE_PROPERTIES: &[&str] = &[
     "SystemCallErrorNumber",
 ];
 
-fn http_get(url: &HttpUrl, timeout: Duration) -> Result<()> {
+fn http_get(url: &HttpUrl, body_contains: Option<&str>, timeout: Duration) -> Result<()> {
     let (addr, host, path) = url
         .parts()
         .ok_or_else(|| anyhow!("health url {url} is malformed"))?;
     let mut s = TcpStream::connect_timeout(&addr, timeout)?;
     s.set_read_timeout(Some(timeout))?;
     s.set_write_timeout(Some(timeout))?;
-    write!(
-        s,
+    // One write: `write!` on a socket would send each piece as its own segment.
+    let request = format!(
         "GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: ferry-install\r\nConnection: close\r\n\r\n"
-    )?;
+    );
+    s.write_all(request.as_bytes())?;
     // Read the whole answer (bounded) so the server finishes its response normally.
     let mut resp = Vec::new();
     (&mut s).take(MAX_RESPONSE).read_to_end(&mut resp)?;
@@ -86,11 +87,27 @@ fn http_get(url: &HttpUrl, timeout: Duration) -> Result<()> {
         .map(|l| String::from_utf8_lossy(l).trim_end().to_owned())
         .unwrap_or_default();
     let code = line.split_whitespace().nth(1).unwrap_or("");
-    if line.starts_with("HTTP/1.") && code.starts_with('2') && code.len() == 3 {
+    if !(line.starts_with("HTTP/1.") && code.starts_with('2') && code.len() == 3) {
+        bail!(
+            "GET {url} answered {:?}",
+            line.chars().take(120).collect::<String>()
+        )
+    }
+    let Some(want) = body_contains else {
+        return Ok(());
+    };
+    let body = resp
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(&resp[..0], |i| &resp[i + 4..]);
+    if body
+        .windows(want.len().max(1))
+        .any(|w| w == want.as_bytes())
+    {
         Ok(())
     } else {
         bail!(
-            "GET {url} answered {:?}",
+            "GET {url} answered {:?} without {want:?} in the body",
             line.chars().take(120).collect::<String>()
         )
     }
@@ -151,11 +168,26 @@ fn exec_probe(host: &Host, m: &Manifest, argv: &Argv, timeout: Duration) -> Resu
     }
 }
 
-pub fn probe_once(host: &Host, m: &Manifest) -> Result<()> {
+/// The health of environment `env`'s release (its probe).
+fn health<'m>(m: &'m Manifest, env: &Name) -> Result<&'m ferry_format::install::Health> {
+    m.install
+        .env(env)
+        .map(|e| &e.health)
+        .ok_or_else(|| anyhow!("environment {env} is not in the manifest"))
+}
+
+pub fn probe_once(host: &Host, m: &Manifest, env: &Name) -> Result<()> {
     let t = Duration::from_secs(2);
-    match &m.install.health.probe {
+    let health = health(m, env)?;
+    match &health.probe {
         Probe::None => Ok(()),
-        Probe::Http { url } => http_get(url, t),
+        Probe::Http { url, body_contains } => http_get(
+            url,
+            body_contains
+                .as_ref()
+                .map(ferry_format::install::Text::as_str),
+            t,
+        ),
         Probe::Tcp { address } => {
             let a = address
                 .socket_addr()
@@ -167,7 +199,7 @@ pub fn probe_once(host: &Host, m: &Manifest) -> Result<()> {
             host,
             m,
             argv,
-            Duration::from_secs(u64::from(m.install.health.timeout_secs)),
+            Duration::from_secs(u64::from(health.timeout_secs)),
         ),
     }
 }
@@ -178,8 +210,8 @@ pub struct Unhealthy(pub String);
 
 /// Waits for the unit to be active and the probe to pass, then for `settle_secs` with no
 /// restart. `restarts_before` is `NRestarts` right after the start command returned.
-pub fn wait(host: &Host, m: &Manifest, restarts_before: u64) -> Result<(), Unhealthy> {
-    let health = &m.install.health;
+pub fn wait(host: &Host, m: &Manifest, env: &Name, restarts_before: u64) -> Result<(), Unhealthy> {
+    let health = health(m, env).map_err(|e| Unhealthy(e.to_string()))?;
     let unit = m.app.name.layout().unit_name();
     let deadline = Instant::now() + Duration::from_secs(u64::from(health.timeout_secs));
     let mut last = String::from("not yet checked");
@@ -205,7 +237,7 @@ pub fn wait(host: &Host, m: &Manifest, restarts_before: u64) -> Result<(), Unhea
             )));
         }
         if active == "active" {
-            match probe_once(host, m) {
+            match probe_once(host, m, env) {
                 Ok(()) => {
                     let since = *healthy_since.get_or_insert_with(Instant::now);
                     if since.elapsed() >= Duration::from_secs(u64::from(health.settle_secs)) {
@@ -241,7 +273,7 @@ mod tests {
         let port = l.local_addr().unwrap().port();
         let t = std::thread::spawn(move || {
             let mut results = Vec::new();
-            for code in ["200 OK", "503 Service Unavailable"] {
+            for code in ["200 OK", "503 Service Unavailable", "200 OK"] {
                 let (mut s, _) = l.accept().unwrap();
                 let mut buf = [0u8; 512];
                 let _ = s.read(&mut buf).unwrap();
@@ -258,8 +290,10 @@ mod tests {
             results
         });
         let url = HttpUrl::new(&format!("http://127.0.0.1:{port}/healthz")).unwrap();
-        assert!(http_get(&url, Duration::from_secs(2)).is_ok());
-        assert!(http_get(&url, Duration::from_secs(2)).is_err());
-        assert_eq!(t.join().unwrap(), [true, true]);
+        assert!(http_get(&url, Some("xxx"), Duration::from_secs(2)).is_ok());
+        assert!(http_get(&url, None, Duration::from_secs(2)).is_err(), "503");
+        let e = http_get(&url, Some("ready"), Duration::from_secs(2)).unwrap_err();
+        assert!(e.to_string().contains("without \"ready\""), "{e}");
+        assert_eq!(t.join().unwrap(), [true, true, true]);
     }
 }

@@ -206,12 +206,14 @@ pub fn run(args: &InstallArgs) -> Result<InstallReport> {
     let existing = state::load(host, &app)?;
     let current = existing.as_ref().and_then(|s| s.current.clone());
     let installed = crate::plan::installed_manifest(host, existing.as_ref(), &app)?;
+    let installed_env = current.as_ref().map(|c| state::env_name(&c.env));
     let policy = crate::policy::load(host)?;
     let (footprint, changes) = crate::plan::check_policy(
         &policy,
         &key_id,
         &manifest,
-        installed.as_ref(),
+        &env,
+        installed.as_ref().zip(installed_env.as_ref()),
         args.escalation,
     )?;
     let accounts = Accounts::load(&host.root)?;
@@ -316,7 +318,7 @@ pub fn run(args: &InstallArgs) -> Result<InstallReport> {
 
     // 4. Activate, or roll back.
     if host.mode == Mode::Live && args.start == Start::Yes {
-        if let Err(unhealthy) = crate::activate::start_and_check(host, &manifest) {
+        if let Err(unhealthy) = crate::activate::start_and_check(host, &manifest, &env) {
             return Err(roll_back(
                 host,
                 &manifest,
@@ -389,15 +391,18 @@ fn roll_back(
     let _ = host.systemctl(&["reset-failed", &unit]);
     let restored = if let Some(prev) = current {
         match crate::recover::release_manifest(host, app, &prev.version) {
-            Ok(pm) => crate::activate::start_and_check(host, &pm).map_or_else(
-                |e| {
-                    format!(
-                        "the previous release {} is unhealthy too: {}",
-                        prev.version, e.0
+            Ok(pm) => {
+                crate::activate::start_and_check(host, &pm, &crate::state::env_name(&prev.env))
+                    .map_or_else(
+                        |e| {
+                            format!(
+                                "the previous release {} is unhealthy too: {}",
+                                prev.version, e.0
+                            )
+                        },
+                        |()| format!("{} is running and healthy again", prev.version),
                     )
-                },
-                |()| format!("{} is running and healthy again", prev.version),
-            ),
+            }
             Err(e) => format!(
                 "the previous release {} cannot be read: {e:#}",
                 prev.version

@@ -69,7 +69,8 @@ pub fn status(host: &Host, app: &str) -> Result<Status> {
         sub = p.get("SubState").cloned();
         restarts = p.get("NRestarts").cloned();
         healthy = Some(
-            active.as_deref() == Some("active") && crate::health::probe_once(host, &m).is_ok(),
+            active.as_deref() == Some("active")
+                && crate::health::probe_once(host, &m, &crate::state::env_name(&cur.env)).is_ok(),
         );
     }
     let modified_files = cur
@@ -173,7 +174,7 @@ pub fn rollback(host: &Host, app: &str) -> Result<RollbackReport> {
             path: l.sysusers_file().to_string(),
             sha256: ferry_format::Sha256::of(&sysusers).to_string(),
         }];
-        for (src, dest) in activate::system_files(&m) {
+        for (src, dest) in activate::system_files(&m, &crate::state::env_name(&prev.env)) {
             let data = std::fs::read(release_path.join(src.as_str()))
                 .with_context(|| format!("reading {src}"))?;
             journal.put_root_file(&dest, &data, 0o644)?;
@@ -197,11 +198,11 @@ pub fn rollback(host: &Host, app: &str) -> Result<RollbackReport> {
     };
     let mut started = false;
     if host.mode == Mode::Live {
-        if let Err(u) = activate::start_and_check(host, &m) {
+        if let Err(u) = activate::start_and_check(host, &m, &crate::state::env_name(&prev.env)) {
             journal.undo(&mut |n| step(&format!("warning: {n}")))?;
             host.systemctl(&["daemon-reload"])?;
             let cur_m = recover::release_manifest(host, &app, &cur.version)?;
-            let _ = activate::start_and_check(host, &cur_m);
+            let _ = activate::start_and_check(host, &cur_m, &crate::state::env_name(&cur.env));
             return Err(anyhow!(RolledBack(format!(
                 "{app} {} was unhealthy ({}); stayed on {}",
                 prev.version, u.0, cur.version
@@ -320,7 +321,11 @@ pub fn uninstall(host: &Host, app: &str, purge: Purge) -> Result<UninstallReport
                 Mode::Offline => host.systemctl(&["disable", u]),
             };
         }
-        for (_, dest) in activate::system_files(m) {
+        let env = st.current.as_ref().map_or_else(
+            || m.install.default_env.clone(),
+            |c| crate::state::env_name(&c.env),
+        );
+        for (_, dest) in activate::system_files(m, &env) {
             if remove(host, &dest)? {
                 removed.push(dest.to_string());
             }

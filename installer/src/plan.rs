@@ -102,19 +102,46 @@ pub fn installed_manifest(
     }
 }
 
-/// Step 1: the host's policy.
+/// The environment `name` of `m`, or why not (exit 4).
+pub fn environment<'m>(
+    m: &'m Manifest,
+    name: &Name,
+) -> Result<&'m ferry_format::install::Environment> {
+    m.install.env(name).ok_or_else(|| {
+        anyhow!(Precondition(format!(
+            "environment {name} is not in the bundle (it has {})",
+            m.install
+                .environments
+                .iter()
+                .map(|e| e.name.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )))
+    })
+}
+
+/// Step 1: the host's policy, for the environment being installed; `installed` is the
+/// installed release's manifest and environment.
 pub fn check_policy(
     policy: &Policy,
     key: &KeyId,
     m: &Manifest,
-    installed: Option<&Manifest>,
+    env: &Name,
+    installed: Option<(&Manifest, &Name)>,
     escalation: Escalation,
 ) -> Result<(Footprint, Option<Diff>)> {
     let app = &m.app.name;
     let footprint = policy
-        .check(key, app, &m.install)
+        .check(key, app, &m.install, environment(m, env)?)
         .map_err(|v| anyhow!(Precondition(v.to_string())))?;
-    let diff = installed.map(|old| Footprint::of(app, &old.install).diff(&footprint));
+    let diff = match installed {
+        Some((old, old_env)) => match old.install.env(old_env) {
+            Some(e) => Some(Footprint::of(app, &old.install, e).diff(&footprint)),
+            // The installed environment is gone from the record: judge everything new.
+            None => Some(Footprint::default().diff(&footprint)),
+        },
+        None => None,
+    };
     if let Some(d) = &diff {
         policy
             .check_upgrade(app, d, escalation == Escalation::Allow)
@@ -314,17 +341,7 @@ pub fn check_preconditions(
             ));
         }
     }
-    if !m.install.environments.contains(env) {
-        return pre(format!(
-            "environment {env} is not in the bundle (it has {})",
-            m.install
-                .environments
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
+    environment(m, env)?;
     if let Some(cur) = current {
         if downgrade == Downgrade::Refuse
             && state::compare_versions(&m.app.version, &cur.version) == std::cmp::Ordering::Less
@@ -434,7 +451,7 @@ pub fn plan(
                 mode: c.mode.to_string(),
             })
             .chain(
-                crate::activate::system_files(m)
+                crate::activate::system_files(m, env)
                     .into_iter()
                     .map(|(src, dest)| PlannedFile {
                         dest: dest.to_string(),

@@ -48,7 +48,7 @@ pub fn recover(host: &Host, app: &AppName) -> Result<bool> {
         if let Some(cur) = state::load(host, app)?.and_then(|s| s.current) {
             let m = release_manifest(host, app, &cur.version)?;
             let _ = host.systemctl(&["reset-failed", &app.layout().unit_name()]);
-            if let Err(e) = crate::activate::start_and_check(host, &m) {
+            if let Err(e) = crate::activate::start_and_check(host, &m, &state::env_name(&cur.env)) {
                 step(&format!(
                     "warning: {app} {} is not healthy after recovery: {}",
                     cur.version, e.0

@@ -125,6 +125,13 @@ pub fn list(host: &Host) -> Result<Vec<AppState>> {
     Ok(out)
 }
 
+/// A recorded environment name as a [`Name`] (records are root's and were written from
+/// validated names; a damaged one falls back to a name no manifest declares).
+pub fn env_name(recorded: &str) -> ferry_format::install::Name {
+    ferry_format::install::Name::new(recorded)
+        .unwrap_or_else(|_| ferry_format::install::Name::new("_invalid_").expect("valid"))
+}
+
 pub fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

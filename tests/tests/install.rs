@@ -1267,7 +1267,7 @@ fn rollback_then_uninstall_keeps_data() {
     ensure_eq!(
         case,
         case.sh("cat /etc/systemd/system/hello.service"),
-        case.sh("cat /opt/hello/releases/1.0.0/systemd/hello.service"),
+        case.sh("cat /opt/hello/releases/1.0.0/systemd/prod/hello.service"),
         "the unit after the rollback"
     );
     case.assert_status("1.0.0");

@@ -8,7 +8,7 @@ use std::fmt;
 use std::path::Path;
 
 use ferry_format::footprint::AddressFamily;
-use ferry_format::install::Name;
+use ferry_format::install::{HttpUrl, Name, ProbeAddr};
 use ferry_format::manifest::Target;
 use serde::{Deserialize, Deserializer};
 
@@ -723,4 +723,93 @@ mod tests {
         assert!(Threshold::new(f64::NAN).is_err() && Threshold::new(1.5).is_ok());
         assert!(ExitStatus::new(0).is_err() && ExitStatus::new(78).is_ok());
     }
+}
+
+/// Whether a `ferry.toml` string uses template syntax (rendered per environment).
+pub fn is_template(text: &str) -> bool {
+    text.contains("{{") || text.contains("{%") || text.contains("{#")
+}
+
+/// A value parsed from text: what a [`Templated`] becomes once rendered.
+pub trait FromText: Sized {
+    fn from_text(text: &str) -> Result<Self, String>;
+}
+
+impl FromText for HttpUrl {
+    fn from_text(text: &str) -> Result<Self, String> {
+        HttpUrl::new(text).map_err(|e| e.to_string())
+    }
+}
+
+impl FromText for ProbeAddr {
+    fn from_text(text: &str) -> Result<Self, String> {
+        ProbeAddr::new(text).map_err(|e| e.to_string())
+    }
+}
+
+impl FromText for UnitText {
+    fn from_text(text: &str) -> Result<Self, String> {
+        UnitText::new(text).map_err(|e| e.0)
+    }
+}
+
+/// A value that may use `{{ var }}` from the environment's `[vars]`: checked where it is
+/// read when it is plain, rendered strictly and checked per environment at build time
+/// when it is a template (so `http://127.0.0.1:{{ port }}/healthz` works, and a variable
+/// an environment lacks fails the build instead of reaching a host).
+#[derive(Debug, Clone)]
+pub enum Templated<T> {
+    Plain(T),
+    Template(String),
+}
+
+impl<T: FromText + Clone> Templated<T> {
+    /// The value for one environment; `render` renders a template string.
+    pub fn resolve(&self, render: &dyn Fn(&str) -> anyhow::Result<String>) -> anyhow::Result<T> {
+        match self {
+            Self::Plain(v) => Ok(v.clone()),
+            Self::Template(t) => {
+                let out = render(t)?;
+                T::from_text(&out).map_err(|e| anyhow::anyhow!("{t:?} renders to {out:?}: {e}"))
+            }
+        }
+    }
+
+    /// The value when it needs no rendering.
+    pub fn plain(&self) -> Option<&T> {
+        match self {
+            Self::Plain(v) => Some(v),
+            Self::Template(_) => None,
+        }
+    }
+}
+
+impl<'de, T: FromText> Deserialize<'de> for Templated<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.chars().any(char::is_control) {
+            return Err(serde::de::Error::custom(format!(
+                "{} contains a control character",
+                shown(&s)
+            )));
+        }
+        if is_template(&s) {
+            Ok(Self::Template(s))
+        } else {
+            T::from_text(&s)
+                .map(Self::Plain)
+                .map_err(serde::de::Error::custom)
+        }
+    }
+}
+
+/// Where the service's logs go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogsMode {
+    /// stdout and stderr to the journal: no log directory, no logrotate rules.
+    #[default]
+    Journal,
+    /// Files under `/var/log/APP`, rotated by logrotate, reopened on a signal.
+    Files,
 }

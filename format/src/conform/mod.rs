@@ -45,9 +45,10 @@ pub struct ConformError {
 }
 
 /// The generated files of one bundle, as bytes from the payload.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct Generated<'a> {
-    pub unit: Option<&'a [u8]>,
+    /// Each environment's unit, by environment name.
+    pub units: Vec<(crate::install::Name, &'a [u8])>,
     pub socket: Option<&'a [u8]>,
     pub sysusers: Option<&'a [u8]>,
     pub tmpfiles: Option<&'a [u8]>,
@@ -65,7 +66,12 @@ impl<'a> Generated<'a> {
                 .map(|(_, d)| d.as_slice())
         };
         Self {
-            unit: get(l.payload_unit()),
+            units: m
+                .install
+                .environments
+                .iter()
+                .filter_map(|e| get(l.payload_unit(&e.name)).map(|d| (e.name.clone(), d)))
+                .collect(),
             socket: get(l.payload_socket()),
             sysusers: get(l.payload_sysusers()),
             tmpfiles: get(l.payload_tmpfiles()),
@@ -77,14 +83,17 @@ impl<'a> Generated<'a> {
 /// Whether a payload path is one of the generated files this module checks.
 pub fn is_generated(m: &Manifest, path: &EntryPath) -> bool {
     let l = m.app.name.layout();
-    [
-        l.payload_unit(),
-        l.payload_socket(),
-        l.payload_sysusers(),
-        l.payload_tmpfiles(),
-        l.payload_logrotate(),
-    ]
-    .contains(path)
+    m.install
+        .environments
+        .iter()
+        .any(|e| l.payload_unit(&e.name) == *path)
+        || [
+            l.payload_socket(),
+            l.payload_sysusers(),
+            l.payload_tmpfiles(),
+            l.payload_logrotate(),
+        ]
+        .contains(path)
 }
 
 /// Problems found in one file, with the line each is on.
@@ -126,10 +135,16 @@ fn must(p: EntryPath, d: Option<&[u8]>) -> Result<&[u8], ConformError> {
 /// (run before) guarantees the required ones are in the payload.
 pub fn check(m: &Manifest, files: &Generated<'_>) -> Result<(), ConformError> {
     let l = m.app.name.layout();
-    let f = Findings {
-        file: l.payload_unit(),
-    };
-    unit::check_service(m, &f, text(&f, must(l.payload_unit(), files.unit)?)?)?;
+    for env in &m.install.environments {
+        let path = l.payload_unit(&env.name);
+        let data = files
+            .units
+            .iter()
+            .find(|(n, _)| *n == env.name)
+            .map(|(_, d)| *d);
+        let f = Findings { file: path.clone() };
+        unit::check_service(m, env, &f, text(&f, must(path, data)?)?)?;
+    }
     if m.install.service.socket_activated() {
         let f = Findings {
             file: l.payload_socket(),

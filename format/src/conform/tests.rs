@@ -53,7 +53,7 @@ fn run(m: &Manifest, f: &[String; 5]) -> Result<(), ConformError> {
     check(
         m,
         &Generated {
-            unit: Some(f[0].as_bytes()),
+            units: vec![(crate::install::Name::new("prod").unwrap(), f[0].as_bytes())],
             socket: Some(f[1].as_bytes()),
             sysusers: Some(f[2].as_bytes()),
             tmpfiles: Some(f[3].as_bytes()),
@@ -549,7 +549,7 @@ fn files_that_say_more_are_refused() {
 #[test]
 fn declared_footprints_are_accepted_and_only_them() {
     let relaxed = manifest(|v| {
-        v["install"]["service"]["sandbox"] =
+        v["install"]["environments"][0]["sandbox"] =
             json!({"proc_subset": "all", "protect_proc": "default"});
     });
     let unit = UNIT
@@ -560,7 +560,7 @@ fn declared_footprints_are_accepted_and_only_them() {
 
     let caps = manifest(|v| {
         v["install"]["service"]["capabilities"] = json!(["CAP_NET_BIND_SERVICE"]);
-        v["install"]["service"]["sandbox"] = json!({"private_users": "no"});
+        v["install"]["environments"][0]["sandbox"] = json!({"private_users": "no"});
         v["install"]["supplementary_groups"] = json!(["ssl-cert"]);
         v["install"]["service"]["ip_address_allow"] = json!(["localhost", "10.0.0.0/8"]);
     });

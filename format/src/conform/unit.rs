@@ -464,7 +464,12 @@ fn check_word_set(
     Ok(())
 }
 
-pub(super) fn check_service(m: &Manifest, f: &Findings, text: &str) -> Result<(), ConformError> {
+pub(super) fn check_service(
+    m: &Manifest,
+    env: &crate::install::Environment,
+    f: &Findings,
+    text: &str,
+) -> Result<(), ConformError> {
     let u = unit_or_err(f, text)?;
     only_sections(f, &u, &["Unit", "Service", "Install"])?;
     check_unit_section(f, m, &u, false)?;
@@ -739,7 +744,7 @@ pub(super) fn check_service(m: &Manifest, f: &Findings, text: &str) -> Result<()
         }
     }
     for k in KNOBS {
-        let want = svc.sandbox.value(k);
+        let want = env.sandbox.value(k);
         let got_entries: Vec<&Entry> = s.all(k.directive).collect();
         let got = if got_entries.is_empty() {
             k.unset.to_owned()

@@ -11,6 +11,12 @@ fn install(edit: impl FnOnce(&mut Value)) -> Install {
     serde_json::from_value(v).expect("a valid install section")
 }
 
+/// `p.check` in the install's only environment.
+#[allow(clippy::trivially_copy_pass_by_ref)] // the call sites read like `Policy::check`
+fn check(p: &Policy, key: &KeyId, app: &AppName, inst: &Install) -> Result<Footprint, Violation> {
+    p.check(key, app, inst, &inst.environments[0])
+}
+
 fn app(name: &str) -> AppName {
     AppName::new(name).unwrap()
 }
@@ -22,7 +28,7 @@ fn key(n: u8) -> KeyId {
 #[test]
 fn the_default_policy_refuses_escalations_and_accepts_the_example() {
     let p = Policy::default();
-    p.check(&key(1), &app("hello"), &install(|_| {})).unwrap();
+    check(&p, &key(1), &app("hello"), &install(|_| {})).unwrap();
     let cases: &[(&str, Value, &str)] = &[
         (
             "/service/capabilities",
@@ -57,7 +63,7 @@ fn the_default_policy_refuses_escalations_and_accepts_the_example() {
             "address family AF_PACKET",
         ),
         (
-            "/service/sandbox",
+            "/environments/0/sandbox",
             json!({"memory_deny_write_execute": "no"}),
             "sandbox memory_deny_write_execute = no is not allowed",
         ),
@@ -77,37 +83,40 @@ fn the_default_policy_refuses_escalations_and_accepts_the_example() {
             *v.pointer_mut(pointer)
                 .unwrap_or_else(|| panic!("{pointer}")) = value.clone();
         });
-        let e = p
-            .check(&key(1), &app("hello"), &inst)
+        let e = check(&p, &key(1), &app("hello"), &inst)
             .unwrap_err()
             .to_string();
         assert!(e.contains(want), "{pointer} = {value}: {e}");
         assert!(e.starts_with("policy refuses hello: "), "{e}");
     }
     // Visibility relaxations and CAP_NET_BIND_SERVICE are within the default.
-    p.check(
+    check(
+        &p,
         &key(1),
         &app("hello"),
         &install(|v| {
-            v["service"]["sandbox"] =
+            v["environments"][0]["sandbox"] =
                 json!({"proc_subset": "all", "private_users": "no", "protect_proc": "default"});
             v["service"]["capabilities"] = json!(["CAP_NET_BIND_SERVICE"]);
         }),
     )
     .unwrap(); // private_users = no comes with the capability
-    p.check(
+    check(
+        &p,
         &key(1),
         &app("hello"),
         &install(|v| {
-            v["service"]["sandbox"] = json!({"private_users": "no"});
+            v["environments"][0]["sandbox"] = json!({"private_users": "no"});
         }),
     )
     .unwrap_err(); // on its own, a surface relaxation
-    p.check(
+    check(
+        &p,
         &key(1),
         &app("hello"),
         &install(|v| {
-            v["service"]["sandbox"] = json!({"proc_subset": "all", "protect_proc": "default"});
+            v["environments"][0]["sandbox"] =
+                json!({"proc_subset": "all", "protect_proc": "default"});
         }),
     )
     .unwrap();
@@ -144,25 +153,20 @@ fn a_policy_file_scopes_signers_and_limits() {
     let restricted = |v: &mut Value| {
         v["service"]["ip_address_allow"] = json!(["10.0.0.0/8"]);
     };
-    p.check(&key(1), &app("hello"), &install(restricted))
-        .unwrap();
-    p.check(&key(1), &app("billing-api"), &install(restricted))
-        .unwrap();
-    let e = p
-        .check(&key(2), &app("hello"), &install(restricted))
+    check(&p, &key(1), &app("hello"), &install(restricted)).unwrap();
+    check(&p, &key(1), &app("billing-api"), &install(restricted)).unwrap();
+    let e = check(&p, &key(2), &app("hello"), &install(restricted))
         .unwrap_err()
         .to_string();
     assert!(
         e.contains("key 0202020202020202 may sign only node-exporter") && e.contains("[[signer]]"),
         "{e}"
     );
-    let e = p
-        .check(&key(3), &app("hello"), &install(restricted))
+    let e = check(&p, &key(3), &app("hello"), &install(restricted))
         .unwrap_err()
         .to_string();
     assert!(e.contains("may sign no app"), "{e}");
-    let e = p
-        .check(&key(1), &app("hello"), &install(|_| {}))
+    let e = check(&p, &key(1), &app("hello"), &install(|_| {}))
         .unwrap_err()
         .to_string();
     assert!(
@@ -171,35 +175,35 @@ fn a_policy_file_scopes_signers_and_limits() {
             && e.contains("/etc/ferry/policy.toml"),
         "{e}"
     );
-    let e = p
-        .check(
-            &key(1),
-            &app("hello"),
-            &install(|v| {
-                restricted(v);
-                v["health"]["probe"] =
-                    json!({"exec": {"argv": ["/opt/hello/current/bin/hello", "-check"]}});
-            }),
-        )
-        .unwrap_err()
-        .to_string();
+    let e = check(
+        &p,
+        &key(1),
+        &app("hello"),
+        &install(|v| {
+            restricted(v);
+            v["environments"][0]["health"]["probe"] =
+                json!({"exec": {"argv": ["/opt/hello/current/bin/hello", "-check"]}});
+        }),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("footprint.exec_probes"), "{e}");
     // The [[app]] rule for node-* widens network and sandbox for that app only.
     let metrics = install(|v| {
-        v["service"]["sandbox"] = json!({"proc_subset": "all"});
+        v["environments"][0]["sandbox"] = json!({"proc_subset": "all"});
     });
-    p.check(&key(2), &app("node-exporter"), &metrics).unwrap();
-    let e = p
-        .check(
-            &key(1),
-            &app("hello"),
-            &install(|v| {
-                restricted(v);
-                v["service"]["sandbox"] = json!({"proc_subset": "all"});
-            }),
-        )
-        .unwrap_err()
-        .to_string();
+    check(&p, &key(2), &app("node-exporter"), &metrics).unwrap();
+    let e = check(
+        &p,
+        &key(1),
+        &app("hello"),
+        &install(|v| {
+            restricted(v);
+            v["environments"][0]["sandbox"] = json!({"proc_subset": "all"});
+        }),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(
         e.contains("sandbox proc_subset = all is not allowed"),
         "{e}"
@@ -220,14 +224,12 @@ fn a_policy_file_scopes_signers_and_limits() {
 fn upgrades_that_widen_need_consent() {
     let p = Policy::default();
     let a = app("hello");
-    let old = Footprint::of(&a, &install(|_| {}));
-    let new = Footprint::of(
-        &a,
-        &install(|v| {
-            v["service"]["capabilities"] = json!(["CAP_NET_BIND_SERVICE"]);
-            v["service"]["sandbox"] = json!({"private_users": "no"});
-        }),
-    );
+    let of = |i: &Install| Footprint::of(&a, i, &i.environments[0]);
+    let old = of(&install(|_| {}));
+    let new = of(&install(|v| {
+        v["service"]["capabilities"] = json!(["CAP_NET_BIND_SERVICE"]);
+        v["environments"][0]["sandbox"] = json!({"private_users": "no"});
+    }));
     let diff = old.diff(&new);
     assert!(diff.widens());
     assert!(diff
@@ -247,12 +249,9 @@ fn upgrades_that_widen_need_consent() {
     assert!(!back.widens() && !back.removed.is_empty());
     p.check_upgrade(&a, &back, false).unwrap();
     // Restricting the network then lifting the restriction widens.
-    let limited = Footprint::of(
-        &a,
-        &install(|v| {
-            v["service"]["ip_address_allow"] = json!(["localhost"]);
-        }),
-    );
+    let limited = of(&install(|v| {
+        v["service"]["ip_address_allow"] = json!(["localhost"]);
+    }));
     assert!(limited.diff(&old).added.contains(&Item::AnyAddress));
 }
 

@@ -453,7 +453,9 @@ pub fn base() -> &'static Base {
                 "config/test/hello.toml",
                 "logrotate/hello",
                 "sbom/hello.cdx.json",
-                "systemd/hello.service",
+                "systemd/dev/hello.service",
+                "systemd/prod/hello.service",
+                "systemd/test/hello.service",
                 "sysusers/hello.conf",
                 "tmpfiles/hello.conf",
             ],
@@ -858,7 +860,7 @@ pub fn cases() -> Vec<Case> {
             t.members[0].header[field::MODE.start + 4] ^= 1;
         }),
         Case::tar("header/size-byte-flipped", 3, "checksum mismatch", |_, t| {
-            t.member("systemd/hello.service").header[field::SIZE.start + 8] ^= 1;
+            t.member("systemd/prod/hello.service").header[field::SIZE.start + 8] ^= 1;
         }),
         // ...and with the checksum fixed, each field is checked for what it says.
         Case::tar("header/name-changed", 3, "\"bin/hellp\" is not listed", |_, t| {
@@ -1095,10 +1097,10 @@ pub fn cases() -> Vec<Case> {
             3,
             "systemd/ssh.service has role unit but is not where that role belongs",
             |v| {
-                file_entry(v, "systemd/hello.service")["path"] = json!("systemd/ssh.service");
+                file_entry(v, "systemd/prod/hello.service")["path"] = json!("systemd/ssh.service");
             },
             |_, t| {
-                t.member("systemd/hello.service").set_name(b"systemd/ssh.service");
+                t.member("systemd/prod/hello.service").set_name(b"systemd/ssh.service");
             },
         ),
         Case::signed(

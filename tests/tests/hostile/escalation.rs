@@ -56,7 +56,7 @@ fn unit(name: &str, message: &'static str, old: &'static str, new: &'static str)
         name,
         3,
         message,
-        "systemd/hello.service",
+        "systemd/prod/hello.service",
         move |u| replace(u, old, new),
         |_| {},
     )
@@ -150,6 +150,12 @@ pub fn cases() -> Vec<Case> {
         unit("unit-ambient-capabilities", "AmbientCapabilities= says CAP_SETUID", "AmbientCapabilities=\n", "AmbientCapabilities=CAP_SETUID\n"),
         unit("unit-no-new-privileges-off", "ferry requires NoNewPrivileges=yes", "NoNewPrivileges=yes", "NoNewPrivileges=no"),
         unit("unit-protect-system-off", "ProtectSystem=no", "ProtectSystem=strict", "ProtectSystem=no"),
+        // Installing prod does not make dev's unit someone else's problem: every unit is checked.
+        payload("unit-of-another-environment", 3, "systemd/dev/hello.service:", "systemd/dev/hello.service", |u| replace(u, "ProtectSystem=strict", "ProtectSystem=no"), |_| {}),
+        // An environment's relaxation is its own: prod's unit cannot borrow dev's.
+        payload("unit-relaxes-what-only-another-environment-may", 3, "systemd/prod/hello.service:", "systemd/prod/hello.service", |u| replace(u, "ProcSubset=pid", "ProcSubset=all"), |v| {
+            v["install"]["environments"][0]["sandbox"] = json!({"proc_subset": "all"});
+        }),
         unit("unit-undeclared-relaxation", "service.sandbox.proc_subset", "ProcSubset=pid", "ProcSubset=all"),
         unit("unit-alias-over-ssh", "Alias= is not allowed in [Install]", "WantedBy=multi-user.target", "WantedBy=multi-user.target\nAlias=ssh.service"),
         unit("unit-also", "Also= is not allowed", "WantedBy=multi-user.target", "WantedBy=multi-user.target\nAlso=evil.service"),
@@ -184,25 +190,25 @@ pub fn cases() -> Vec<Case> {
         }),
         manifest("policy-cap-sys-admin", 4, "capability CAP_SYS_ADMIN is not allowed", |v| {
             v["install"]["service"]["capabilities"] = json!(["CAP_SYS_ADMIN"]);
-            v["install"]["service"]["sandbox"] = json!({"private_users": "no"});
+            v["install"]["environments"][1]["sandbox"] = json!({"private_users": "no"});
         }),
         manifest("policy-cap-setuid", 4, "capability CAP_SETUID is not allowed", |v| {
             v["install"]["service"]["capabilities"] = json!(["CAP_SETUID"]);
-            v["install"]["service"]["sandbox"] = json!({"private_users": "no"});
+            v["install"]["environments"][1]["sandbox"] = json!({"private_users": "no"});
         }),
         manifest("policy-cap-sys-module", 4, "capability CAP_SYS_MODULE is not allowed", |v| {
             v["install"]["service"]["capabilities"] = json!(["CAP_SYS_MODULE"]);
-            v["install"]["service"]["sandbox"] = json!({"private_users": "no"});
+            v["install"]["environments"][1]["sandbox"] = json!({"private_users": "no"});
         }),
         manifest("policy-cap-dac-override", 4, "capability CAP_DAC_OVERRIDE is not allowed", |v| {
             v["install"]["service"]["capabilities"] = json!(["CAP_DAC_OVERRIDE"]);
-            v["install"]["service"]["sandbox"] = json!({"private_users": "no"});
+            v["install"]["environments"][1]["sandbox"] = json!({"private_users": "no"});
         }),
         manifest("policy-packet-sockets", 4, "address family AF_PACKET is not allowed", |v| {
             v["install"]["service"]["address_families"] = json!(["AF_INET", "AF_INET6", "AF_UNIX", "AF_PACKET"]);
         }),
         manifest("policy-surface-relaxation", 4, "sandbox memory_deny_write_execute = no is not allowed", |v| {
-            v["install"]["service"]["sandbox"] = json!({"memory_deny_write_execute": "no"});
+            v["install"]["environments"][1]["sandbox"] = json!({"memory_deny_write_execute": "no"});
         }),
         manifest("policy-writable-acl-for-users", 4, "gives group:users write access", |v| {
             v["install"]["directories"][0]["acl"] = json!(["group:users:rwx"]);
@@ -211,7 +217,7 @@ pub fn cases() -> Vec<Case> {
             v["install"]["directories"][0]["group"] = json!("disk");
         }),
         manifest("policy-exec-probe-forbidden", 4, "footprint.exec_probes", |v| {
-            v["install"]["health"]["probe"] = json!({"exec": {"argv": ["/opt/hello/current/bin/hello", "-version"]}});
+            v["install"]["environments"][1]["health"]["probe"] = json!({"exec": {"argv": ["/opt/hello/current/bin/hello", "-version"]}});
         })
         .with_setup(policy("[footprint]\nexec_probes = false\n")),
         manifest("policy-network-none", 4, "only socket activation with PrivateNetwork= is allowed", |_| {})
@@ -232,7 +238,7 @@ pub fn cases() -> Vec<Case> {
         manifest("upgrade-adds-a-capability", 4, "the upgrade widens its footprint (capability CAP_NET_BIND_SERVICE", |v| {
             v2(v);
             v["install"]["service"]["capabilities"] = json!(["CAP_NET_BIND_SERVICE"]);
-            v["install"]["service"]["sandbox"] = json!({"private_users": "no"});
+            v["install"]["environments"][1]["sandbox"] = json!({"private_users": "no"});
         })
         .after(|b| b.amd64.clone()),
         manifest("upgrade-adds-a-group", 4, "member of group ssl-cert", |v| {
@@ -242,7 +248,7 @@ pub fn cases() -> Vec<Case> {
         .after(|b| b.amd64.clone()),
         manifest("upgrade-relaxes-the-sandbox", 4, "sandbox proc_subset = all", |v| {
             v2(v);
-            v["install"]["service"]["sandbox"] = json!({"proc_subset": "all"});
+            v["install"]["environments"][1]["sandbox"] = json!({"proc_subset": "all"});
         })
         .after(|b| b.amd64.clone()),
         // --- The host: what exists and is not the app's, ferry's own state, the trust store.
@@ -340,7 +346,7 @@ pub fn widened_upgrade(b: &Base) -> Vec<u8> {
     v["install"]["supplementary_groups"] = json!(["ssl-cert"]);
     for (path, edit) in [
         (
-            "systemd/hello.service",
+            "systemd/prod/hello.service",
             Box::new(|s: &str| {
                 replace(
                     s,
@@ -407,7 +413,8 @@ pub const SWAPPING_SERVICE: &str = "#!/bin/sh\n\
 /// An exec probe as a manifest edit.
 pub fn exec_probe(script: &'static str) -> impl Fn(&mut Value) {
     move |v| {
-        v["install"]["health"]["probe"] = json!({"exec": {"argv": ["/bin/sh", "-c", script]}});
+        v["install"]["environments"][1]["health"]["probe"] =
+            json!({"exec": {"argv": ["/bin/sh", "-c", script]}});
     }
 }
 
