@@ -167,7 +167,8 @@ pub enum Command {
         /// target/x86_64-unknown-linux-gnu/installer/ferry-install).
         #[arg(long, value_name = "PATH")]
         installer: Option<PathBuf>,
-        /// Environment to install (ferry-install --env).
+        /// Environment to install (ferry-install --env) and try, with its own unit,
+        /// sandbox and health probe; default: the bundle's default environment.
         #[arg(long, value_name = "NAME")]
         env: Option<String>,
         /// Another http:// URL to compare besides the health probe (repeatable).

@@ -300,7 +300,10 @@ pub fn print_human(r: &TryReport) {
     let Some(t) = &r.trial else {
         return;
     };
-    println!("{} {} ({}) in a throwaway host", t.app, t.version, t.target);
+    println!(
+        "{} {} ({}, environment {}) in a throwaway host",
+        t.app, t.version, t.target, t.env
+    );
     println!(
         "  install:        {} (ferry-install exit {}{})",
         if t.install.healthy {

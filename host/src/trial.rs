@@ -46,7 +46,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context as _, Result};
 use ferry_format::archive::read_manifest_unverified;
 use ferry_format::footprint::AddressFamily;
-use ferry_format::install::Probe;
+use ferry_format::install::{Environment, Name, Probe};
 use ferry_format::manifest::Manifest;
 use ferry_format::sandbox::{Class, Knob, KNOBS};
 use ferry_format::Limits;
@@ -71,7 +71,8 @@ pub struct TrialOptions {
     pub pubkeys: Vec<PathBuf>,
     /// The static `ferry-install` to run inside.
     pub installer: PathBuf,
-    /// `ferry-install install --env`.
+    /// `ferry-install install --env`; the trial uses that environment's unit, sandbox and
+    /// health probe (none: the bundle's default environment).
     pub env: Option<String>,
     /// More `http://` URLs to compare besides the health probe (e.g. a page the service
     /// serves).
@@ -147,6 +148,8 @@ pub struct Trial {
     pub version: String,
     pub target: String,
     pub bundle: String,
+    /// The environment installed and tried.
+    pub env: String,
     pub install: InstallOutcome,
     pub sandboxed: Observation,
     pub unsandboxed: Observation,
@@ -233,7 +236,9 @@ pub fn run_in(
     let t0 = Instant::now();
     let app = manifest.app.name.to_string();
     let install = install(host, manifest, opts, progress)?;
-    let mut t = Trier::new(host, manifest, opts);
+    // The installer refuses an environment the bundle lacks (exit 4) before this.
+    let env = environment(manifest, opts.env.as_deref())?;
+    let mut t = Trier::new(host, manifest, env, opts);
 
     progress("observing the service under its unit");
     let sandboxed = t.observe(&Config::Hardened)?;
@@ -253,6 +258,7 @@ pub fn run_in(
         version: manifest.app.version.to_string(),
         target: manifest.target.to_string(),
         bundle: opts.bundle.display().to_string(),
+        env: env.name.to_string(),
         install,
         sandboxed,
         unsandboxed,
@@ -292,6 +298,28 @@ pub fn run_in(
     trial.runs = std::mem::take(&mut t.runs);
     trial.seconds = t0.elapsed().as_secs_f64();
     Ok(trial)
+}
+
+/// The environment `--env` names, else the bundle's default.
+fn environment<'m>(manifest: &'m Manifest, env: Option<&str>) -> Result<&'m Environment> {
+    let Some(name) = env else {
+        return Ok(manifest.install.default());
+    };
+    Name::new(name)
+        .ok()
+        .and_then(|n| manifest.install.env(&n))
+        .ok_or_else(|| {
+            anyhow!(
+                "environment {name} is not in the bundle (it has {})",
+                manifest
+                    .install
+                    .environments
+                    .iter()
+                    .map(|e| e.name.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
 }
 
 /// Copies the installer, keys, policy and bundle in and installs; a bundle the health gate
@@ -338,7 +366,21 @@ fn install(
         manifest.app.name, manifest.app.version
     ));
     let t0 = Instant::now();
-    let timeout = Duration::from_secs(u64::from(manifest.install.health.timeout_secs) + 120);
+    // The chosen environment's health timeout; for one the bundle lacks (which the installer
+    // refuses), the longest.
+    let health_timeout = environment(manifest, opts.env.as_deref()).map_or_else(
+        |_| {
+            manifest
+                .install
+                .environments
+                .iter()
+                .map(|e| e.health.timeout_secs)
+                .max()
+                .unwrap_or(0)
+        },
+        |e| e.health.timeout_secs,
+    );
+    let timeout = Duration::from_secs(u64::from(health_timeout) + 120);
     let (code, message) = run_installer(host, &argv, timeout)?;
     let outcome = InstallOutcome {
         exit_code: code,
@@ -409,6 +451,8 @@ enum Config {
 struct Trier<'a> {
     host: &'a Host,
     manifest: &'a Manifest,
+    /// The environment installed: its sandbox and health probe are the unit's.
+    env: &'a Environment,
     app: String,
     urls: Vec<String>,
     /// Items that vary between runs of one configuration.
@@ -421,9 +465,14 @@ struct Trier<'a> {
 }
 
 impl<'a> Trier<'a> {
-    fn new(host: &'a Host, manifest: &'a Manifest, opts: &TrialOptions) -> Self {
+    fn new(
+        host: &'a Host,
+        manifest: &'a Manifest,
+        env: &'a Environment,
+        opts: &TrialOptions,
+    ) -> Self {
         let mut urls = Vec::new();
-        if let Probe::Http { url } = &manifest.install.health.probe {
+        if let Probe::Http { url, .. } = &env.health.probe {
             urls.push(url.as_str().to_owned());
         }
         for u in &opts.urls {
@@ -434,6 +483,7 @@ impl<'a> Trier<'a> {
         Self {
             host,
             manifest,
+            env,
             app: manifest.app.name.to_string(),
             urls,
             noise: BTreeSet::new(),
@@ -448,7 +498,7 @@ impl<'a> Trier<'a> {
     }
 
     fn sandbox_value(&self, k: &Knob) -> &'static str {
-        self.manifest.install.service.sandbox.value(k)
+        self.env.sandbox.value(k)
     }
 
     /// Every relaxation the bundle could declare that the unit does not have yet.
@@ -542,7 +592,7 @@ impl<'a> Trier<'a> {
         h.try_ok(["systemctl", "daemon-reload"])?;
         let _ = h.try_exec_with(["systemctl", "reset-failed", &unit], None, secs(10))?;
         let cursor = self.cursor()?;
-        let health = &self.manifest.install.health;
+        let health = &self.env.health;
         let timeout = u64::from(health.timeout_secs);
         let started = h.try_exec_with(["systemctl", "start", &unit], None, secs(timeout + 10))?;
         // Until the probe answers (a Type=exec service binds after it started), then the
@@ -636,8 +686,8 @@ impl<'a> Trier<'a> {
     }
 
     fn probe_answers(&self) -> bool {
-        match &self.manifest.install.health.probe {
-            Probe::Http { url } => self.http(url.as_str()).is_ok_and(|(s, _)| s.is_some()),
+        match &self.env.health.probe {
+            Probe::Http { url, .. } => self.http(url.as_str()).is_ok_and(|(s, _)| s.is_some()),
             Probe::Tcp { address } => self.tcp(address.as_str()),
             Probe::None | Probe::Exec { .. } => {
                 self.urls.is_empty() || self.http(&self.urls[0]).is_ok_and(|(s, _)| s.is_some())
@@ -695,7 +745,7 @@ impl<'a> Trier<'a> {
 
     fn probes(&self, items: &mut BTreeSet<String>) -> Result<Vec<ProbeAnswer>> {
         let mut answers = Vec::new();
-        match &self.manifest.install.health.probe {
+        match &self.env.health.probe {
             Probe::Tcp { address } => {
                 let ok = self.tcp(address.as_str());
                 let status = if ok { "connected" } else { "refused" };

@@ -8,8 +8,8 @@
 //!
 //! - `node_exporter` under its unit (profile `host-metrics`, `AF_NETLINK`) is healthy and has
 //!   no more failing collectors, and no fewer metric names, than the same binary run
-//!   unsandboxed (a transient unit with only `User=`) on the same host; `systemctl reload`
-//!   leaves it running.
+//!   unsandboxed (a transient unit with only `User=`) on the same host; its unit offers no
+//!   reload (no `service.reload_signal`), and `systemctl reload` leaves it running.
 //! - caddy serves its file, hides its Caddyfile, and reloads an edited Caddyfile on
 //!   `systemctl reload` without a restart.
 //! - `ferry try` finds no difference for either, names `ProcSubset=pid` with the setting that
@@ -17,6 +17,9 @@
 //!   directive that breaks `node_exporter` under ferry's default unit.
 //! - `ferry build` points to `ferry try` for an app that OUT has no bundle of yet, and only
 //!   then.
+//! - Staging and prod from one `ferry.toml` (`[environments.NAME.service]` and
+//!   `[environments.NAME.health]` with `{{ port }}`) serve on their own ports, and
+//!   `ferry try --env staging` probes staging's.
 //!
 //! Measured figures are printed (`--nocapture` shows them).
 
@@ -308,7 +311,8 @@ fn main_pid(host: &Host, unit: &str) -> String {
 
 /// "Reload works or is not offered": a unit without `ExecReload=` must refuse `systemctl
 /// reload` and keep running; one with it must reload and leave the same process running.
-fn reload_works_or_is_not_offered(host: &Host, unit: &str) {
+/// Returns whether the unit offers a reload.
+fn reload_works_or_is_not_offered(host: &Host, unit: &str) -> bool {
     let before = main_pid(host, unit);
     assert_ne!(before, "0", "{unit} has no main process");
     let offered = host
@@ -335,6 +339,7 @@ fn reload_works_or_is_not_offered(host: &Host, unit: &str) {
         "0",
         "{unit} restarted"
     );
+    offered
 }
 
 #[test]
@@ -399,12 +404,15 @@ fn node_exporter_under_its_unit_fails_no_collector_more_than_unsandboxed() {
     assert!(lost.is_empty(), "metrics missing under the unit: {lost:?}");
     assert!(collectors >= 30, "only {collectors} collectors reported");
 
-    // Reload is offered today (SIGUSR2, which Go ignores): it must leave the exporter
-    // serving.
-    reload_works_or_is_not_offered(&host, "node_exporter.service");
+    // The fixture declares no service.reload_signal: the unit has no ExecReload=, so
+    // `systemctl reload` is refused and the exporter keeps serving.
+    assert!(
+        !reload_works_or_is_not_offered(&host, "node_exporter.service"),
+        "node_exporter's unit offers a reload"
+    );
     assert_eq!(get(&host, METRICS).0, 200);
-    // Why not the default reopen signal: SIGHUP ends it, and systemd counts that as a clean
-    // exit, so Restart=on-failure brings nothing back.
+    // Why no reload signal: SIGHUP (the usual one) ends it, and systemd counts that as a
+    // clean exit, so Restart=on-failure brings nothing back.
     host.ok([
         "systemctl",
         "kill",
@@ -483,7 +491,10 @@ fn caddy_serves_its_file_and_reloads_an_edited_caddyfile() {
         .contains("x-ferry-reloaded: yes")
     };
     assert!(!header(), "the edit took effect before the reload");
-    reload_works_or_is_not_offered(&host, "caddy.service");
+    assert!(
+        reload_works_or_is_not_offered(&host, "caddy.service"),
+        "caddy's unit offers no reload (service.reload_signal = \"USR1\")"
+    );
     assert!(
         header(),
         "the reload did not apply the edited Caddyfile:\n{}",
@@ -704,7 +715,14 @@ fn profile_settings() -> BTreeSet<(String, String)> {
             .arg("--json"),
     );
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
-    doc["result"]["manifest"]["install"]["service"]["sandbox"]
+    let install = &doc["result"]["manifest"]["install"];
+    let env = install["environments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == install["default_env"])
+        .expect("the default environment");
+    env["sandbox"]
         .as_object()
         .unwrap()
         .iter()
@@ -736,15 +754,14 @@ fn ferry_build_points_to_ferry_try_for_a_new_app_only() {
     );
 }
 
-/// Staging and prod from one `ferry.toml`, on different ports. Written against the
-/// per-environment design being merged on main (`[environments.NAME.service]` and
-/// `[environments.NAME.health]` overriding the top-level ones, `{{ var }}` rendered from
-/// that environment's values; the installer installs the chosen `--env`'s unit); today's
-/// `ferry.toml` refuses those tables, so it is ignored until that lands.
+/// Staging and prod from one `ferry.toml`, on different ports: `[environments.NAME.service]`
+/// and `[environments.NAME.health]` override the top-level ones with `{{ port }}` rendered
+/// from that environment's values, and the installer installs the chosen `--env`'s unit.
+/// `ferry try --env staging` tries staging's unit with staging's probe.
 #[test]
-#[ignore = "needs per-environment [environments.NAME.service]/[environments.NAME.health] (on main, being merged)"]
 fn staging_and_prod_run_on_different_ports_from_one_ferry_toml() {
     let b = built();
+    let t0 = Instant::now();
     let project = project(&b.dir, "envs", NODE_EXPORTER, "node_exporter", &|t| {
         format!(
             "{t}\n[environments]\ndefault = \"prod\"\n\n\
@@ -760,6 +777,18 @@ fn staging_and_prod_run_on_different_ports_from_one_ferry_toml() {
     for (env, port) in [("staging", 9102), ("prod", 9100)] {
         let (host, inside) = host_with(&bundle);
         install(&host, &inside, &["--env", env]);
+        let exec_start = host.ok([
+            "systemctl",
+            "show",
+            "--value",
+            "-p",
+            "ExecStart",
+            "node_exporter.service",
+        ]);
+        assert!(
+            exec_start.contains(&format!("--web.listen-address=127.0.0.1:{port}")),
+            "{env}'s unit: {exec_start}"
+        );
         let (status, _) = get(&host, &format!("http://127.0.0.1:{port}/metrics"));
         assert_eq!(status, 200, "{env} does not serve on {port}");
         let other = if port == 9100 { 9102 } else { 9100 };
@@ -769,4 +798,20 @@ fn staging_and_prod_run_on_different_ports_from_one_ferry_toml() {
             "{env} also serves on {other}"
         );
     }
+    // The trial installs staging and waits for, and compares, staging's probe.
+    let (code, doc) = try_json(&bundle, &["--env", "staging"]);
+    let t = &doc["result"]["trial"];
+    assert_eq!(code, 0, "{doc:#}");
+    assert_eq!(t["env"], "staging", "{doc:#}");
+    assert_eq!(t["install"]["healthy"], true, "{doc:#}");
+    assert_eq!(
+        t["sandboxed"]["probes"][0]["target"], "http://127.0.0.1:9102/metrics",
+        "{doc:#}"
+    );
+    assert_eq!(t["sandboxed"]["probes"][0]["status"], "HTTP 200", "{doc:#}");
+    assert_eq!(t["differences"], Value::Array(Vec::new()), "{doc:#}");
+    eprintln!(
+        "services.rs: staging and prod case took {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
 }
