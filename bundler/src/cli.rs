@@ -147,6 +147,41 @@ pub enum Command {
         #[arg(long, value_name = "NAME")]
         env: Option<String>,
     },
+    /// Check for silent breakage: run a bundle in a throwaway network-less host under its
+    /// unit, then without its sandbox, and name each directive that makes a difference.
+    ///
+    /// Needs root and systemd-nspawn. Compares the unit's state, the health probe's answer
+    /// (and each --url's) and the service's journal error lines; a difference is bisected
+    /// over the sandbox knobs and address families down to the settings that remove it.
+    /// Exit 0: no difference; 5: a difference (each cause named with its ferry.toml
+    /// setting); 1: unhealthy even without the sandbox; 3/4: the installer refused it.
+    Try {
+        /// The bundle to try (its .minisig beside it is used), or a project directory
+        /// (holding ferry.toml), built for this machine and signed with a throwaway key.
+        #[arg(required_unless_present = "prepare", value_name = "BUNDLE|PROJECT")]
+        bundle: Option<PathBuf>,
+        /// Public key the throwaway host trusts (repeatable; not for a PROJECT).
+        #[arg(long = "pubkey", value_name = "PUB")]
+        pubkeys: Vec<PathBuf>,
+        /// The static ferry-install to run there (default: from PATH, else
+        /// target/x86_64-unknown-linux-gnu/installer/ferry-install).
+        #[arg(long, value_name = "PATH")]
+        installer: Option<PathBuf>,
+        /// Environment to install (ferry-install --env) and try, with its own unit,
+        /// sandbox and health probe; default: the bundle's default environment.
+        #[arg(long, value_name = "NAME")]
+        env: Option<String>,
+        /// Another http:// URL to compare besides the health probe (repeatable).
+        #[arg(long = "url", value_name = "URL")]
+        urls: Vec<String>,
+        /// A host policy for the throwaway host (default: ferry's default policy).
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
+        /// Build (or check) the throwaway host's cached root first: Debian 12 by
+        /// debootstrap into /var/cache/ferry/host-bookworm, as scripts/mkhost does.
+        #[arg(long)]
+        prepare: bool,
+    },
     /// Verify a bundle: manifest signature, every file's SHA-256, detached signature.
     Verify {
         bundle: PathBuf,
@@ -170,6 +205,7 @@ impl Command {
             Self::Kit { .. } => "kit",
             Self::Inspect { .. } => "inspect",
             Self::Verify { .. } => "verify",
+            Self::Try { .. } => "try",
         }
     }
 }

@@ -15,8 +15,17 @@ pub struct Usage(pub String);
 #[error("{0}")]
 pub struct Precondition(pub String);
 
+/// A bundle, signature or statement failed verification (exit 3), e.g. the installer in
+/// `ferry try`'s throwaway host refused it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Verification(pub String);
+
 pub fn code(err: &anyhow::Error) -> Code {
     for cause in err.chain() {
+        if cause.is::<Verification>() {
+            return Code::VerificationFailed;
+        }
         if cause.is::<Usage>() {
             return Code::Usage;
         }

@@ -14,6 +14,8 @@
 //! - [`kit`]: the `kit` command: field kits for removable media, split into volumes.
 //! - [`trust_cmd`]: `rotate-key` and `revoke-key` statements.
 //! - [`inspect`], [`verify`]: reading bundles back.
+//! - [`try_cmd`]: the `try` command: a bundle in a throwaway host, with and without its
+//!   sandbox.
 //! - [`progress`]: terminal progress.
 //! - [`exit`]: errors to exit codes.
 
@@ -33,4 +35,5 @@ pub mod render;
 pub mod sbom;
 pub mod sums;
 pub mod trust_cmd;
+pub mod try_cmd;
 pub mod verify;

@@ -1,6 +1,6 @@
 use clap::Parser as _;
 use ferry::cli::{Cli, Command};
-use ferry::{build, checks, exit, inspect, keys, kit, progress, trust_cmd, verify};
+use ferry::{build, checks, exit, inspect, keys, kit, progress, trust_cmd, try_cmd, verify};
 use ferry_format::report::{print_error, print_json, Code};
 use ferry_format::verify::DetachedPolicy;
 
@@ -67,6 +67,7 @@ fn run(cli: Cli, passphrase: keys::Passphrase) -> anyhow::Result<()> {
             targets,
             strict,
         } => {
+            let out_dir = out.clone();
             let args = build::BuildArgs {
                 passphrase,
                 dir,
@@ -79,10 +80,18 @@ fn run(cli: Cli, passphrase: keys::Passphrase) -> anyhow::Result<()> {
                     checks::Strictness::Warn
                 },
             };
+            let earlier = try_cmd::apps_in(&args.out);
             let report = build::run(
                 args,
                 &progress::Progress::new(build::interactive() && !json),
             )?;
+            if !earlier.contains(&report.app) {
+                let paths: Vec<String> = report.bundles.iter().map(|b| b.path.clone()).collect();
+                eprintln!(
+                    "{}",
+                    try_cmd::hint_for_new_app(&out_dir, &report.app, &paths)
+                );
+            }
             if json {
                 print_json("ferry", "build", &report);
             } else {
@@ -205,6 +214,52 @@ fn run(cli: Cli, passphrase: keys::Passphrase) -> anyhow::Result<()> {
                 (false, Some(why)) => {
                     inspect::print_human(&i);
                     return Err(anyhow::anyhow!(exit::Precondition(why)));
+                }
+            }
+        }
+        Command::Try {
+            bundle,
+            pubkeys,
+            installer,
+            env,
+            urls,
+            policy,
+            prepare,
+        } => {
+            let r = try_cmd::run(
+                &try_cmd::TryArgs {
+                    bundle,
+                    pubkeys,
+                    installer,
+                    env,
+                    urls,
+                    policy,
+                    prepare,
+                },
+                json,
+            )?;
+            let verdict = r.verdict();
+            match (json, verdict) {
+                (true, None) => print_json("ferry", "try", &r),
+                (false, None) => try_cmd::print_human(&r),
+                // The findings are the point: a difference still shows everything, then
+                // exits with its code.
+                (true, Some((code, why))) => {
+                    let doc = serde_json::json!({
+                        "schema": ferry_format::report::JSON_SCHEMA,
+                        "tool": "ferry",
+                        "command": "try",
+                        "ok": false,
+                        "result": r,
+                        "error": { "exit_code": code, "message": why, "causes": [] },
+                    });
+                    println!("{}", serde_json::to_string_pretty(&doc).expect("json"));
+                    std::process::exit(code);
+                }
+                (false, Some((code, why))) => {
+                    try_cmd::print_human(&r);
+                    eprintln!("error: {why}");
+                    std::process::exit(code);
                 }
             }
         }

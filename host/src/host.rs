@@ -240,7 +240,7 @@ impl Host {
                     return Ok(());
                 }
                 Err(e) if self.options.mode.is_none() => {
-                    eprintln!("ferry-tests: overlay failed ({e:#}); copying the root instead");
+                    eprintln!("ferry-host: overlay failed ({e:#}); copying the root instead");
                 }
                 Err(e) => return Err(e),
             }
@@ -344,7 +344,7 @@ impl Host {
         self.wait_running(deadline)?;
         self.last_boot = t0.elapsed();
         eprintln!(
-            "ferry-tests: host {} ({:?}) running after {:.2} s",
+            "ferry-host: host {} ({:?}) running after {:.2} s",
             self.name,
             self.mode,
             self.last_boot.as_secs_f64()
@@ -407,7 +407,7 @@ impl Host {
                     "running" => return Ok(()),
                     "degraded" => {
                         eprintln!(
-                            "ferry-tests: host {} is degraded; failed units:\n{}",
+                            "ferry-host: host {} is degraded; failed units:\n{}",
                             self.name,
                             self.failed_units()
                         );
@@ -786,7 +786,7 @@ fn teardown_dir(dir: &Path, name: &str) {
     cgroup::remove(&cgroups);
     for m in procfs::mounts_under(dir) {
         if let Err(e) = umount_retrying(&m) {
-            eprintln!("ferry-tests: unmounting {}: {e}", m.display());
+            eprintln!("ferry-host: unmounting {}: {e}", m.display());
         }
     }
     // nspawn cannot clean this itself here ("Attempted to remove disk file system under
@@ -799,13 +799,13 @@ fn teardown_dir(dir: &Path, name: &str) {
     }
     if !procfs::mounts_under(dir).is_empty() {
         eprintln!(
-            "ferry-tests: {} still has mounts; leaving it in place",
+            "ferry-host: {} still has mounts; leaving it in place",
             dir.display()
         );
         return;
     }
     if let Err(e) = fs::remove_dir_all(dir) {
-        eprintln!("ferry-tests: removing {}: {e}", dir.display());
+        eprintln!("ferry-host: removing {}: {e}", dir.display());
     }
 }
 
@@ -848,7 +848,7 @@ pub(crate) fn reap_stale_hosts() {
             (Some(now), Some(then)) => now == then,
         };
         if !alive {
-            eprintln!("ferry-tests: cleaning up stale host {}", dir.display());
+            eprintln!("ferry-host: cleaning up stale host {}", dir.display());
             teardown_dir(&dir, &name);
         }
     }

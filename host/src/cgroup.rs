@@ -124,7 +124,7 @@ pub fn remove(dirs: &[PathBuf]) {
         while !procs(dir).is_empty() {
             if Instant::now() > deadline {
                 eprintln!(
-                    "ferry-tests: cgroup {} still has processes {:?}",
+                    "ferry-host: cgroup {} still has processes {:?}",
                     dir.display(),
                     procs(dir)
                 );
@@ -138,7 +138,7 @@ pub fn remove(dirs: &[PathBuf]) {
         all.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
         for d in all {
             if let Err(e) = fs::remove_dir(&d) {
-                eprintln!("ferry-tests: removing cgroup {}: {e}", d.display());
+                eprintln!("ferry-host: removing cgroup {}: {e}", d.display());
             }
         }
     }
