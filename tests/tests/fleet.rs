@@ -26,7 +26,8 @@
 //! The story, in order:
 //! 1. Trust provisioning (`trust.yml`): a swapped key on the media is refused on the control
 //!    node; a key planted on fleet-1 by another user is refused by name, nothing changed
-//!    there; fleet-3's weak key and cache directories are fixed; `--check` changes nothing.
+//!    there; fleet-3's weak key and cache directories are fixed; `--check` changes nothing;
+//!    `site.yml --tags ferry_trust` places a revocation and runs nothing else.
 //! 2. `--check` on fresh hosts says it would install the installer, and changes nothing.
 //! 3. Tampered installers, each refused on the control node before anything reaches a host:
 //!    one that is not its pinned SHA-256, one altered on the kit, one in a kit re-signed by
@@ -35,7 +36,8 @@
 //!    byte-identical throughout.
 //! 5. An installer planted on fleet-1 is never run: `status.yml` refuses it, `--check`
 //!    reports it would replace it, a real run replaces it before running anything.
-//! 6. `--check` of an upgrade changes nothing; a rolling upgrade to a release that fails at
+//! 6. `--check` of an upgrade changes nothing; `ferry_pubkey` replaces the host's keys for
+//!    one run only (pinned to another key, the bundle is refused); a rolling upgrade to a release that fails at
 //!    start stops after the canary, which the installer rolled back; a good rolling upgrade
 //!    with `--diff -v` shows the config diffs, a secret an operator left in a kept config
 //!    redacted, and prunes the bundle cache; a release that passes the health gate but
@@ -253,6 +255,17 @@ fn build_artifacts(dir: &Path) -> Artifacts {
                 .arg("--unencrypted"),
         );
     }
+    // The release key revokes the attacker's, for trust provisioning to place.
+    run_ok(
+        Command::new(ferry_bin())
+            .arg("revoke-key")
+            .arg("--key")
+            .arg(dir.join("release.key"))
+            .args(["--revoke", &key_id(&dir.join("attacker.pub"))])
+            .args(["--reason", "compromised"])
+            .arg("--out")
+            .arg(dir.join("attacker.revocation")),
+    );
     let by_version = std::thread::scope(|s| {
         let v1 = s.spawn(|| build_bundle(dir, "1.0.0", |_, t| t));
         let v11 = s.spawn(|| {
@@ -704,6 +717,8 @@ impl Control {
             .env("ANSIBLE_FORCE_COLOR", "0")
             .env("LC_ALL", "C.UTF-8")
             .env("LANG", "C.UTF-8")
+            // Ansible imports the role's plugins: no __pycache__ in the source tree.
+            .env("PYTHONDONTWRITEBYTECODE", "1")
             .stdin(Stdio::null());
         let out = cmd
             .output()
@@ -1068,9 +1083,30 @@ fn ansible_rolls_out_to_a_fleet_on_a_private_network() {
     play.assert_succeeded();
     play.assert(play.host("fleet-1").changed > 0, "fleet-1 would not change");
     assert_unchanged("fleet-1", &before, &snapshot(&hosts[0]));
-    let play = control.play("site.yml", &["--tags", "ferry_trust", "-l", "fleet-1"]);
+    // With a revocation of the attacker's key, signed by the release key: ferry-install reads
+    // it from then on (every later install there proves it accepts the statement).
+    let revocations =
+        json!({"ferry_trust_revocations": [dir.join("attacker.revocation")]}).to_string();
+    let play = control.play(
+        "site.yml",
+        &["--tags", "ferry_trust", "-l", "fleet-1", "-e", &revocations],
+    );
     play.assert_succeeded();
     play.assert(play.host("fleet-1").changed > 0, "fleet-1 not provisioned");
+    play.assert(
+        !play
+            .output
+            .contains("TASK [ferry_install : Run ferry-install"),
+        "--tags ferry_trust ran the install",
+    );
+    assert_eq!(
+        stat(&hosts[0], "/etc/ferry/keys/revocations"),
+        "root:root 755 directory"
+    );
+    assert_eq!(
+        stat(&hosts[0], "/etc/ferry/keys/revocations/attacker.revocation"),
+        "root:root 644 regular file"
+    );
     let release_pub = fs::read_to_string(&art.pubkey).unwrap();
     for (name, host) in names.iter().zip(&hosts) {
         for (path, want) in [
@@ -1342,6 +1378,61 @@ fn ansible_rolls_out_to_a_fleet_on_a_private_network() {
         assert_healthy(host, &names[i], "1.0.0");
     }
     assert_trust_unchanged("after --check of an upgrade");
+
+    // 6'. ferry_pubkey trusts one key for one run instead of the host's keys: pinned to the
+    //     attacker's key, the release key's bundle is refused (exit 3), and the host's trust
+    //     store stays as it was. Without its key id pinned, it is refused on the control node.
+    //     (fleet-2: fleet-1's revocation, signed by the release key, would not verify either
+    //     with the attacker's key as the only root, which ferry-install also refuses.)
+    let before = snapshot(&hosts[1]);
+    let pubkey = json!({"ferry_pubkey": art.attacker.with_extension("pub"),
+                        "ferry_pubkey_id": art.attacker_id})
+    .to_string();
+    let play = control.play(
+        "site.yml",
+        &[
+            "--check",
+            "-l",
+            "fleet-2",
+            "-e",
+            &bundle("1.1.0"),
+            "-e",
+            &pubkey,
+        ],
+    );
+    assert_failed_with(
+        &play,
+        &[(
+            "fleet-2",
+            &format!(
+                "signed by key {}, which is not trusted (trusted: {}",
+                art.key_id, art.attacker_id
+            ),
+        )],
+    );
+    assert_failed_with(
+        &play,
+        &[("fleet-2", "ferry-install exited 3 (verification failed): ")],
+    );
+    let unpinned = format!("ferry_pubkey={}", art.pubkey.display());
+    let play = control.play(
+        "site.yml",
+        &[
+            "--check",
+            "-l",
+            "fleet-2",
+            "-e",
+            &bundle("1.1.0"),
+            "-e",
+            &unpinned,
+        ],
+    );
+    assert_failed_with(
+        &play,
+        &[("fleet-2", "needs its key id pinned in ferry_pubkey_id")],
+    );
+    assert_unchanged("fleet-2", &before, &snapshot(&hosts[1]));
+    assert_trust_unchanged("after runs with ferry_pubkey");
 
     // 6a. Rolling upgrade to a release that fails at start: the canary (fleet-1) fails, its
     //     installer rolled it back, and the rollout stops there.
