@@ -17,7 +17,6 @@ use ferry_format::digest::{sha256_file, Sha256};
 use ferry_format::manifest::{App, Build, FileEntry, Manifest, Role, Target, FORMAT_VERSION};
 use ferry_format::minisign::{self, SecretKey};
 use ferry_format::mode::Mode;
-use ferry_format::EntryPath;
 use serde::Serialize;
 
 use crate::progress::Progress;
@@ -25,6 +24,8 @@ use crate::project::Loaded;
 use crate::{checks, gobuild, keys, project, render, sbom, sums};
 
 pub struct BuildArgs {
+    /// `FERRY_PASSPHRASE`, taken out of the environment at start-up.
+    pub passphrase: keys::Passphrase,
     pub dir: PathBuf,
     pub key: PathBuf,
     pub out: PathBuf,
@@ -114,7 +115,10 @@ struct Prepared {
     checks: Vec<checks::CheckResult>,
 }
 
-pub fn run(args: &BuildArgs, progress: &Progress) -> Result<BuildReport> {
+pub fn run(args: BuildArgs, progress: &Progress) -> Result<BuildReport> {
+    // The key first: decrypted (and the passphrase dropped) before any child runs, and
+    // an unprotected key file refused before any work.
+    let sk = keys::load_secret(&args.key, args.passphrase)?;
     let loaded = project::load(&args.dir)?;
     let p = &loaded.project;
     let targets = if args.targets.is_empty() {
@@ -122,7 +126,6 @@ pub fn run(args: &BuildArgs, progress: &Progress) -> Result<BuildReport> {
     } else {
         args.targets.clone()
     };
-    let sk = keys::load_secret(&args.key)?;
     let sde = source_date_epoch(&args.dir)?;
     let (revision, dirty) = source_revision(&args.dir);
 
@@ -186,7 +189,7 @@ pub fn run(args: &BuildArgs, progress: &Progress) -> Result<BuildReport> {
             &sk,
             &args.out,
             sde,
-            p.build.zstd_level,
+            p.build.zstd_level.get(),
             progress,
         )
     })?;
@@ -194,8 +197,8 @@ pub fn run(args: &BuildArgs, progress: &Progress) -> Result<BuildReport> {
     let (sums_path, sums_sig) = sums::write(&args.out, &sk)?;
     progress.finish();
     Ok(BuildReport {
-        app: p.app.name.clone(),
-        version: p.app.version.clone(),
+        app: p.app.name.to_string(),
+        version: p.app.version.to_string(),
         source_date_epoch: sde,
         source_revision: revision,
         go_version,
@@ -236,10 +239,10 @@ fn prepare_target(
     progress: &Progress,
 ) -> Result<Prepared> {
     let p = &loaded.project;
-    let app = &p.app.name;
+    let l = p.layout();
     let root = payload_root.join(target.arch.as_str());
-    let bin_rel = format!("bin/{app}");
-    let bin_path = root.join(&bin_rel);
+    let bin_rel = l.payload_binary();
+    let bin_path = root.join(bin_rel.as_str());
     std::fs::create_dir_all(bin_path.parent().expect("has parent"))?;
     gobuild::build(loaded, src, target, &bin_path)?;
     crate::elf::check_static(&bin_path, target.arch)?;
@@ -249,7 +252,7 @@ fn prepare_target(
 
     let mut entries: Vec<(FileEntry, PathBuf)> = vec![(
         FileEntry {
-            path: EntryPath::new(&bin_rel)?,
+            path: bin_rel,
             size: bin_size,
             mode: Mode::parse("0755")?,
             role: Role::Binary,
@@ -273,9 +276,9 @@ fn prepare_target(
         ));
     }
     let sbom_bytes = sbom::cyclonedx(&sbom::SbomInput {
-        app,
-        version: &p.app.version,
-        description: &p.app.description,
+        app: p.app.name.as_str(),
+        version: p.app.version.as_str(),
+        description: p.app.description.as_str(),
         module: &info.module,
         target,
         go_version: &info.go_version,
@@ -283,13 +286,13 @@ fn prepare_target(
         binary_sha256: bin_sha,
         source_date_epoch: sde,
     });
-    let sbom_rel = format!("sbom/{app}.cdx.json");
-    let sbom_path = root.join(&sbom_rel);
+    let sbom_rel = l.payload_sbom();
+    let sbom_path = root.join(sbom_rel.as_str());
     std::fs::create_dir_all(sbom_path.parent().expect("has parent"))?;
     std::fs::write(&sbom_path, &sbom_bytes)?;
     entries.push((
         FileEntry {
-            path: EntryPath::new(&sbom_rel)?,
+            path: sbom_rel,
             size: sbom_bytes.len() as u64,
             mode: Mode::parse("0644")?,
             role: Role::Sbom,
@@ -302,7 +305,7 @@ fn prepare_target(
     let manifest = Manifest {
         format_version: FORMAT_VERSION,
         app: App {
-            name: app.clone(),
+            name: p.app.name.clone(),
             version: p.app.version.clone(),
             description: p.app.description.clone(),
         },
@@ -311,7 +314,7 @@ fn prepare_target(
             go_version: info.go_version,
             ferry_version: env!("CARGO_PKG_VERSION").to_owned(),
             module: info.module,
-            package: p.app.package.clone(),
+            package: p.app.package.to_string(),
             source_revision: revision,
             source_dirty: dirty,
             source_date_epoch: sde,
@@ -326,6 +329,9 @@ fn prepare_target(
     manifest
         .validate(&ferry_format::Limits::default())
         .context("the manifest ferry built is invalid")?;
+    // The same check every reader makes: a template override that says more than the
+    // manifest fails here, before anything is signed.
+    render::conform(&manifest, &rendered.files)?;
     let files = entries
         .into_iter()
         .map(|(e, source)| PackFile {

@@ -3,7 +3,7 @@
 //!
 //! | check | tool | on failure |
 //! |---|---|---|
-//! | `config-syntax` | built in (TOML, JSON) | always fails the build |
+//! | `config-syntax` | built in (TOML, JSON, YAML; rendering already refuses a bad one) | always fails the build |
 //! | `systemd-analyze-verify` | `systemd-analyze verify` | fails the build; a directive the build machine's systemd does not know is a warning |
 //! | `systemd-analyze-security` | `systemd-analyze security --offline=true` | above `service.security_threshold`: warning, failure with `--strict` |
 //! | `systemd-sysusers` | `systemd-sysusers --dry-run` on an empty root | fails the build |
@@ -40,8 +40,10 @@ use ferry_format::manifest::Role;
 use serde::Serialize;
 
 use crate::progress::Progress;
-use crate::project::{Loaded, ServiceType};
+use crate::project::Loaded;
 use crate::render::{Rendered, RenderedFile};
+use ferry_format::footprint::ServiceType;
+use ferry_format::layout::UNIT_DIR;
 
 /// What a failed or above-threshold check does to the build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,13 +160,13 @@ pub fn run(
     let mut results = config_syntax(rendered);
     if let Some(tool) = find_tool("systemd-analyze") {
         let version = systemd_version(&tool);
-        results.push(verify(&tool, &version, rendered)?);
+        results.extend(verify(&tool, &version, rendered)?);
         for unit in rendered.files.iter().filter(|f| is_service(f)) {
             results.push(security(
                 &tool,
                 &version,
                 unit,
-                loaded.project.service.security_threshold,
+                loaded.project.service.security_threshold.get(),
             )?);
         }
     } else {
@@ -266,6 +268,10 @@ fn config_syntax(rendered: &Rendered) -> Vec<CheckResult> {
                 Ok(_) => (Status::Passed, "valid JSON".to_owned()),
                 Err(e) => (Status::Failed, format!("not valid JSON: {e}")),
             },
+            "yaml" | "yml" => match yaml_rust2::YamlLoader::load_from_str(&text) {
+                Ok(_) => (Status::Passed, "valid YAML".to_owned()),
+                Err(e) => (Status::Failed, format!("not valid YAML: {e}")),
+            },
             _ => (Status::Skipped, format!("no syntax check for .{ext} files")),
         };
         out.push(result("config-syntax", status, Some(f), detail));
@@ -324,9 +330,9 @@ fn exec_programs(unit: &str) -> Vec<String> {
 
 /// A line of `systemd-analyze verify` output that is about one of our units.
 fn about_our_units(line: &str, names: &[&str]) -> bool {
-    names.iter().any(|n| {
-        line.starts_with(&format!("{n}:")) || line.contains(&format!("/etc/systemd/system/{n}:"))
-    })
+    names
+        .iter()
+        .any(|n| line.starts_with(&format!("{n}:")) || line.contains(&format!("{UNIT_DIR}/{n}:")))
 }
 
 /// Lines that mean "this systemd does not know that directive": the build machine's
@@ -337,13 +343,14 @@ fn is_version_skew(line: &str) -> bool {
         || line.contains("Unknown lvalue")
 }
 
-fn verify(tool: &Path, version: &str, rendered: &Rendered) -> Result<CheckResult> {
-    let units: Vec<&RenderedFile> = rendered
+/// One `systemd-analyze verify` per environment: each has its own `APP.service`, checked
+/// beside the units every environment shares (the socket).
+fn verify(tool: &Path, version: &str, rendered: &Rendered) -> Result<Vec<CheckResult>> {
+    let shared: Vec<&RenderedFile> = rendered
         .files
         .iter()
-        .filter(|f| f.role == Role::Unit)
+        .filter(|f| f.role == Role::Unit && !is_service(f))
         .collect();
-    let names: Vec<&str> = units.iter().map(|u| file_name(u)).collect();
     let tmp = tempfile::Builder::new().prefix("ferry-verify-").tempdir()?;
     let root = tmp.path();
     let mut copied: Vec<PathBuf> = Vec::new();
@@ -358,17 +365,39 @@ fn verify(tool: &Path, version: &str, rendered: &Rendered) -> Result<CheckResult
         }
     }
     if copied.is_empty() {
-        return Ok(result(
+        return Ok(vec![result(
             "systemd-analyze-verify",
             Status::Skipped,
             None,
             "this build machine has systemd-analyze but no /usr/lib/systemd/system to resolve the units' dependencies against: not checked",
-        ));
+        )]);
     }
-    let etc = root.join("etc/systemd/system");
+    rendered
+        .files
+        .iter()
+        .filter(|f| is_service(f))
+        .map(|service| {
+            let mut units = vec![service];
+            units.extend(shared.iter().copied());
+            verify_units(tool, version, root, &units, service)
+        })
+        .collect()
+}
+
+/// Verifies `units` (installed under `root`, replacing the previous environment's);
+/// the result is filed under the environment's service unit.
+fn verify_units(
+    tool: &Path,
+    version: &str,
+    root: &Path,
+    units: &[&RenderedFile],
+    service: &RenderedFile,
+) -> Result<CheckResult> {
+    let names: Vec<&str> = units.iter().map(|u| file_name(u)).collect();
+    let etc = root.join(UNIT_DIR.trim_start_matches('/'));
     std::fs::create_dir_all(&etc)?;
     let mut paths = Vec::new();
-    for u in &units {
+    for u in units {
         let p = etc.join(file_name(u));
         std::fs::write(&p, &u.data)?;
         paths.push(p);
@@ -396,7 +425,7 @@ fn verify(tool: &Path, version: &str, rendered: &Rendered) -> Result<CheckResult
         return Ok(result(
             "systemd-analyze-verify",
             Status::Skipped,
-            None,
+            Some(service),
             format!("{version}'s systemd-analyze verify is too old for --root/--recursive-errors (needs 250+)"),
         ));
     }
@@ -424,14 +453,14 @@ fn verify(tool: &Path, version: &str, rendered: &Rendered) -> Result<CheckResult
         result(
             "systemd-analyze-verify",
             Status::Failed,
-            None,
+            Some(service),
             format!("{version}: {detail}"),
         )
     } else if !soft.is_empty() {
         result(
             "systemd-analyze-verify",
             Status::Warning,
-            None,
+            Some(service),
             format!(
                 "{version} ignores directives of {units_list} (older than the target's systemd?): {}",
                 soft.join("; ")
@@ -441,7 +470,7 @@ fn verify(tool: &Path, version: &str, rendered: &Rendered) -> Result<CheckResult
         result(
             "systemd-analyze-verify",
             Status::Passed,
-            None,
+            Some(service),
             format!("{version}: {units_list} verify cleanly"),
         )
     })
@@ -578,7 +607,7 @@ fn logrotate_policy(loaded: &Loaded, rules: &RenderedFile) -> CheckResult {
     if has("copytruncate") {
         findings.push("copytruncate loses the lines written between the copy and the truncation: use create plus a reopen signal");
     }
-    if !has("su") && loaded.project.user() != "root" {
+    if !has("su") && loaded.project.user().as_str() != "root" {
         findings.push("no su: the log directory belongs to the service user, so rotating as root invites symlink attacks and logrotate refuses group-writable directories");
     }
     if !has("create") && !has("copytruncate") {
@@ -793,9 +822,11 @@ mod tests {
 
     fn loaded(extra: &str) -> Loaded {
         let project =
-            toml::from_str(&format!("[app]\nname = \"a\"\nversion = \"1\"\n{extra}")).unwrap();
+            crate::project::parse(&format!("[app]\nname = \"a\"\nversion = \"1\"\n{extra}"))
+                .unwrap();
         Loaded {
             dir: PathBuf::from("."),
+            root: PathBuf::from("."),
             project,
             targets: Vec::new(),
         }

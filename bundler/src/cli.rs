@@ -127,8 +127,26 @@ pub enum Command {
               value_parser = clap::value_parser!(i32).range(1..=22))]
         level: i32,
     },
-    /// Show a bundle's manifest, files, modules and signer (verifies nothing).
-    Inspect { bundle: PathBuf },
+    /// Show a bundle's manifest, footprint, files, modules and signer (verifies nothing).
+    ///
+    /// The footprint is what the service may do to a host beyond placing its own files:
+    /// account, groups, capabilities, network, writable paths, sandbox relaxations, exec
+    /// probe, grants. With --policy, exits 4 when that host policy would refuse the bundle
+    /// (with --json, the document then holds both the result and the error).
+    Inspect {
+        bundle: PathBuf,
+        /// The release this one would replace: show what the footprint adds and removes.
+        #[arg(long, value_name = "OLD")]
+        previous: Option<PathBuf>,
+        /// A host policy (/etc/ferry/policy.toml format): would that host accept it?
+        /// The signer rule is judged on the key id the bundle claims (not verified).
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
+        /// The environment to show (each has its own sandbox and probe); default: the
+        /// bundle's default environment.
+        #[arg(long, value_name = "NAME")]
+        env: Option<String>,
+    },
     /// Verify a bundle: manifest signature, every file's SHA-256, detached signature.
     Verify {
         bundle: PathBuf,

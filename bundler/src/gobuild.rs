@@ -10,6 +10,7 @@ use anyhow::{anyhow, bail, Context as _, Result};
 use ferry_format::manifest::{Module, Target};
 use serde::Deserialize;
 
+use crate::project::types::BuildTag;
 use crate::project::Loaded;
 
 /// Runs a command, returning stdout; on failure the error names the command and carries
@@ -124,15 +125,17 @@ pub fn go_version() -> Result<String> {
     Ok(v.trim().to_owned())
 }
 
-/// The `-ldflags` value: stripped, no build id, version stamped.
+/// The `-ldflags` value: stripped, no build id, version stamped. `go build` splits it at
+/// white space; every assignment is one word ([`crate::project::types::GoSymbol::assignment`]),
+/// so a value cannot add a linker flag of its own.
 pub fn ldflags(loaded: &Loaded) -> String {
     let p = &loaded.project;
     let mut s = format!(
-        "-s -w -buildid= -X {}={}",
-        p.app.version_variable, p.app.version
+        "-s -w -buildid= -X {}",
+        p.app.version_variable.assignment(p.app.version.as_str())
     );
     for (k, v) in &p.build.ldflags_x {
-        let _ = write!(s, " -X {k}={v}");
+        let _ = write!(s, " -X {}", k.assignment(v.as_str()));
     }
     s
 }
@@ -149,16 +152,21 @@ pub fn build(loaded: &Loaded, build_dir: &Path, target: Target, out: &Path) -> R
         .env("GOFLAGS", "-mod=vendor")
         .args(["build", "-mod=vendor", "-trimpath", "-buildvcs=false"]);
     if !p.build.tags.is_empty() {
-        cmd.arg(format!("-tags={}", p.build.tags.join(",")));
+        let tags: Vec<&str> = p.build.tags.iter().map(BuildTag::as_str).collect();
+        cmd.arg(format!("-tags={}", tags.join(",")));
     }
+    // Project values only ever form one `-name=value` word each, and `--` ends the flags
+    // before the package: `GoPackage` cannot start with `-`, and this holds even if it
+    // could. (`-o`'s value is ferry's own work path.)
     cmd.arg(format!("-ldflags={}", ldflags(loaded)))
         .arg("-o")
         .arg(out)
-        .arg(&p.app.package);
+        .arg("--")
+        .arg(p.app.package.as_str());
     match run(&mut cmd) {
         Ok(_) => Ok(()),
         Err(e) => {
-            let cgo = cgo_packages(build_dir, &p.app.package);
+            let cgo = cgo_packages(build_dir, p.app.package.as_str());
             if cgo.is_empty() {
                 Err(e.context(format!("building {} for {target}", p.app.package)))
             } else {
@@ -184,6 +192,7 @@ fn cgo_packages(build_dir: &Path, package: &str) -> Vec<String> {
             "-deps",
             "-f",
             "{{if .CgoFiles}}{{if not .Standard}}{{.ImportPath}}{{end}}{{end}}",
+            "--",
             package,
         ]));
     out.map(|s| {

@@ -250,8 +250,8 @@ fn collect(args: &KitArgs, pk: &PublicKey) -> Result<(Vec<Item>, Vec<Item>)> {
         items.push(item(Kind::Minisig, format!("{name}.minisig"), &sig, 0o644)?);
         let b = item(
             Kind::Bundle {
-                app: m.app.name.clone(),
-                version: m.app.version.clone(),
+                app: m.app.name.to_string(),
+                version: m.app.version.to_string(),
                 target: m.target.to_string(),
             },
             name,
@@ -693,7 +693,7 @@ impl Drop for TempDir {
     }
 }
 
-pub fn run(args: &KitArgs) -> Result<KitReport> {
+pub fn run(args: &KitArgs, passphrase: keys::Passphrase) -> Result<KitReport> {
     let pk = PublicKey::load(&args.pubkey)
         .with_context(|| format!("loading {}", args.pubkey.display()))?;
     if fs::read_dir(&args.out).is_ok_and(|mut d| d.next().is_some()) {
@@ -703,7 +703,7 @@ pub fn run(args: &KitArgs) -> Result<KitReport> {
         );
     }
     let (items, mut every) = collect(args, &pk)?;
-    let sk = keys::load_secret(&args.key)?;
+    let sk = keys::load_secret(&args.key, passphrase)?;
     if sk.public_key() != pk {
         bail!(
             "{} (key {}) is not the secret key of {} (key {})",

@@ -5,6 +5,11 @@ use ferry_format::report::{print_error, print_json, Code};
 use ferry_format::verify::DetachedPolicy;
 
 fn main() {
+    // Before anything else, while this is the only thread and no child exists: no process
+    // ferry starts (go, git, systemd-analyze, ...) may inherit the passphrase, or read it
+    // (or the decrypted key) from this process.
+    keys::protect_process();
+    let passphrase = keys::Passphrase::take_from_env();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -19,14 +24,14 @@ fn main() {
     };
     let command = cli.command.name();
     let json = cli.json;
-    if let Err(err) = run(cli) {
+    if let Err(err) = run(cli, passphrase) {
         let code = exit::code(&err);
         print_error("ferry", command, code, err.as_ref(), json);
         std::process::exit(code.as_i32());
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(cli: Cli, passphrase: keys::Passphrase) -> anyhow::Result<()> {
     let json = cli.json;
     match cli.command {
         Command::Keygen {
@@ -39,7 +44,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 keys::Protection::Scrypt
             };
-            let kp = keys::keygen(&out, protection, force)?;
+            let kp = keys::keygen(&out, protection, force, passphrase)?;
             let key = ferry_format::minisign::PublicKey::load(&kp.public)?;
             let result = serde_json::json!({
                 "secret_key": kp.secret, "public_key": kp.public, "key_id": key.key_id().to_string(),
@@ -63,6 +68,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             strict,
         } => {
             let args = build::BuildArgs {
+                passphrase,
                 dir,
                 key,
                 out,
@@ -74,7 +80,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 },
             };
             let report = build::run(
-                &args,
+                args,
                 &progress::Progress::new(build::interactive() && !json),
             )?;
             if json {
@@ -93,14 +99,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             installers,
             volume_size,
         } => {
-            let r = kit::run(&kit::KitArgs {
-                out,
-                bundles,
-                key,
-                pubkey,
-                installers,
-                volume_size,
-            })?;
+            let r = kit::run(
+                &kit::KitArgs {
+                    out,
+                    bundles,
+                    key,
+                    pubkey,
+                    installers,
+                    volume_size,
+                },
+                passphrase,
+            )?;
             if json {
                 print_json("ferry", "kit", &r);
             } else {
@@ -116,7 +125,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             out,
             level,
         } => {
-            let r = ferry::pack_cmd::run(&ferry::pack_cmd::PackArgs {
+            let r = ferry::pack_cmd::run(ferry::pack_cmd::PackArgs {
+                passphrase,
                 dir,
                 app,
                 version,
@@ -132,7 +142,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::RotateKey { old, new, out } => {
-            let r = trust_cmd::rotate(&old, &new, &out)?;
+            let r = trust_cmd::rotate(&old, &new, &out, passphrase)?;
             if json {
                 print_json("ferry", "rotate-key", &r);
             } else {
@@ -150,7 +160,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             reason,
             out,
         } => {
-            let r = trust_cmd::revoke(&key, &revoke, &reason, &out)?;
+            let r = trust_cmd::revoke(&key, &revoke, &reason, &out, passphrase)?;
             if json {
                 print_json("ferry", "revoke-key", &r);
             } else {
@@ -162,12 +172,40 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
         }
-        Command::Inspect { bundle } => {
-            let i = inspect::run(&bundle)?;
-            if json {
-                print_json("ferry", "inspect", &i);
-            } else {
-                inspect::print_human(&i);
+        Command::Inspect {
+            bundle,
+            previous,
+            policy,
+            env,
+        } => {
+            let i = inspect::run(&inspect::InspectArgs {
+                bundle,
+                previous,
+                policy,
+                env,
+            })?;
+            let refusal = i.refusal();
+            match (json, refusal) {
+                (true, None) => print_json("ferry", "inspect", &i),
+                (false, None) => inspect::print_human(&i),
+                // The review is the point: a refusal still shows everything, then exits 4.
+                (true, Some(why)) => {
+                    let code = Code::PreconditionNotMet.as_i32();
+                    let doc = serde_json::json!({
+                        "schema": ferry_format::report::JSON_SCHEMA,
+                        "tool": "ferry",
+                        "command": "inspect",
+                        "ok": false,
+                        "result": i,
+                        "error": { "exit_code": code, "message": why, "causes": [] },
+                    });
+                    println!("{}", serde_json::to_string_pretty(&doc).expect("json"));
+                    std::process::exit(code);
+                }
+                (false, Some(why)) => {
+                    inspect::print_human(&i);
+                    return Err(anyhow::anyhow!(exit::Precondition(why)));
+                }
             }
         }
         Command::Verify {

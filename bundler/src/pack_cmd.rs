@@ -5,11 +5,13 @@
 //! `config/` config, `systemd/` unit, ...). The install section is the one a `ferry.toml`
 //! with only `[app]` gets (default directories, user and group named after the app, no
 //! health probe); `config/ENV/NAME` files are installed as `/etc/APP/NAME` for
-//! environment ENV. The tree must hold what every bundle needs: a binary,
-//! `systemd/APP.service` and `sysusers/APP.conf`.
+//! environment ENV. The tree must hold a binary; ferry's default unit
+//! (`systemd/ENV/APP.service`, one per environment) and sysusers snippet are added unless
+//! the tree brings its own.
 //!
 //! Same tree, same flags and same `SOURCE_DATE_EPOCH`: same bytes.
 
+use std::collections::BTreeMap;
 use std::io::Read as _;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
@@ -21,9 +23,10 @@ use ferry_format::archive::{write_bundle, PackFile, PackOptions};
 use ferry_format::atomic::{write_atomic, AtomicFile};
 use ferry_format::claims::Claims;
 use ferry_format::digest::{Hasher, Sha256};
-use ferry_format::install::{ConfigFile, Health, HostPath, Install, Name, OnUpgrade, Probe};
+use ferry_format::install::{ConfigFile, Environment, Install, Name, OnUpgrade, Text};
+use ferry_format::layout::AppName;
 use ferry_format::manifest::{
-    valid_version, App, Build, FileEntry, Manifest, Role, Target, FORMAT_VERSION,
+    App, Build, FileEntry, Manifest, Role, Target, Version, FORMAT_VERSION,
 };
 use ferry_format::minisign;
 use ferry_format::mode::Mode;
@@ -33,6 +36,8 @@ use serde::Serialize;
 use crate::{keys, project, render};
 
 pub struct PackArgs {
+    /// `FERRY_PASSPHRASE`, taken out of the environment at start-up.
+    pub passphrase: keys::Passphrase,
     /// The payload tree.
     pub dir: PathBuf,
     pub app: String,
@@ -182,75 +187,76 @@ fn digest_file(path: &Path, buf: &mut [u8]) -> std::io::Result<(Sha256, u64)> {
     Ok((h.finish(), len))
 }
 
-/// The install section of a project that declares only `[app]`, plus the configs found
-/// under `config/ENV/NAME`.
-fn install_section(app: &str, version: &str, files: &[FileEntry]) -> Result<Install> {
-    let mut table = toml::Table::new();
-    let mut app_table = toml::Table::new();
-    app_table.insert("name".into(), app.into());
-    app_table.insert("version".into(), version.into());
-    table.insert("app".into(), toml::Value::Table(app_table));
-    let p: project::Project = toml::Value::Table(table)
-        .try_into()
-        .context("the default project")?;
-    let name = |s: &str| Name::new(s).map_err(anyhow::Error::from);
-
+/// The default project's install section with the configs found under
+/// `config/ENV/NAME`, each installed as `/etc/APP/NAME` in environment ENV.
+fn install_section(mut install: Install, app: &AppName, files: &[FileEntry]) -> Result<Install> {
+    let l = app.layout();
     let mut configs = Vec::new();
     let mut envs: Vec<Name> = Vec::new();
     for f in files.iter().filter(|f| f.role == Role::Config) {
         let parts: Vec<&str> = f.path.as_str().split('/').collect();
-        let [_, env, file] = parts[..] else { continue };
-        let Ok(env) = Name::new(env) else { continue };
+        let (env, file) = match parts[..] {
+            [_, env, file] => (Name::new(env).ok(), file),
+            _ => (None, ""),
+        };
+        let Some(env) = env else {
+            bail!(
+                "{}: a config must be config/ENV/NAME (ENV a lower-case environment name), installed as {}/NAME",
+                f.path,
+                l.etc()
+            );
+        };
         if !envs.contains(&env) {
             envs.push(env.clone());
         }
         configs.push(ConfigFile {
             env,
             source: f.path.clone(),
-            dest: HostPath::new(&format!("/etc/{app}/{file}"))?,
-            owner: name("root")?,
-            group: name(p.group())?,
+            dest: l.config_file(file)?,
+            owner: Name::new("root")?,
+            group: install.group.clone(),
             mode: Mode::parse("0640")?,
             on_upgrade: OnUpgrade::Preserve,
         });
     }
     if envs.is_empty() {
-        envs.push(name(&p.default_env())?);
+        envs.push(install.default_env.clone());
     }
     envs.sort();
-    let socket = format!("systemd/{app}.socket");
-    Ok(Install {
-        user: name(p.user())?,
-        group: name(p.group())?,
-        supplementary_groups: Vec::new(),
-        unit: name(&format!("{app}.service"))?,
-        socket_unit: files
-            .iter()
-            .any(|f| f.path.as_str() == socket)
-            .then(|| name(&format!("{app}.socket")))
-            .transpose()?,
-        default_env: envs[0].clone(),
-        environments: envs,
-        directories: render::directories(&p)?,
-        configs,
-        secrets: Vec::new(),
-        health: Health {
-            probe: Probe::None,
-            timeout_secs: p.health.timeout_secs,
-            settle_secs: p.health.settle_secs,
-        },
-    })
+    // Every environment runs the default project's unit, sandbox and (no) probe.
+    let template = install.default().clone();
+    install.default_env = envs[0].clone();
+    install.environments = envs
+        .into_iter()
+        .map(|name| Environment {
+            name,
+            ..template.clone()
+        })
+        .collect();
+    install.configs = configs;
+    Ok(install)
 }
 
-pub fn run(args: &PackArgs) -> Result<PackReport> {
-    let usage = |msg: String| anyhow!(crate::exit::Usage(msg));
-    Name::new(&args.app).map_err(|e| usage(format!("--app: {e}")))?;
-    if !valid_version(&args.version) {
-        return Err(usage(format!(
-            "--version {:?} must be [0-9A-Za-z._+~-], starting with a letter or digit",
-            args.version
-        )));
+/// The environments the tree's `config/ENV/NAME` files name, sorted; none: `default`.
+fn config_envs(paths: impl Iterator<Item = EntryPath>) -> Vec<Name> {
+    let mut envs: Vec<Name> = paths
+        .filter_map(|p| match p.as_str().split('/').collect::<Vec<_>>()[..] {
+            ["config", env, _] => Name::new(env).ok(),
+            _ => None,
+        })
+        .collect();
+    envs.sort();
+    envs.dedup();
+    if envs.is_empty() {
+        envs.push(Name::new("default").expect("a valid name"));
     }
+    envs
+}
+
+pub fn run(args: PackArgs) -> Result<PackReport> {
+    let usage = |msg: String| anyhow!(crate::exit::Usage(msg));
+    let app = AppName::new(&args.app).map_err(|e| usage(format!("--app: {e}")))?;
+    let version = Version::new(&args.version).map_err(|e| usage(format!("--version: {e}")))?;
     // An output inside DIR would be packed by the next run: not byte-identical on repeat.
     let (dir_abs, out_abs) = (
         std::path::absolute(&args.dir)?,
@@ -264,9 +270,58 @@ pub fn run(args: &PackArgs) -> Result<PackReport> {
         )));
     }
     let sde = source_date_epoch()?;
-    let sk = keys::load_secret(&args.key)?;
+    let sk = keys::load_secret(&args.key, args.passphrase)?;
+    let l = app.layout();
 
-    let found = collect(&args.dir)?;
+    // The files ferry generates for the default footprint; the tree's own versions, where
+    // it has them, replace them and must conform to the same footprint.
+    let loaded = project::Loaded {
+        dir: args.dir.clone(),
+        // The minimal project names no template; the root is canonical all the same.
+        root: project::files::canonical_root(&args.dir)
+            .with_context(|| format!("reading {}", args.dir.display()))?,
+        project: project::Project::minimal(app.clone(), version.clone()),
+        targets: vec![args.target],
+    };
+    let rendered = render::render(&loaded)?;
+    let work = tempfile::Builder::new()
+        .prefix("ferry-pack-")
+        .tempdir()
+        .context("creating a work directory")?;
+    let mut found = collect(&args.dir)?;
+    // Where each file's bytes come from, for messages.
+    let mut origin: BTreeMap<EntryPath, String> = found
+        .iter()
+        .map(|f| (f.0.clone(), f.1.display().to_string()))
+        .collect();
+    let socket = l.payload_socket();
+    if found.iter().any(|f| f.0 == socket) {
+        bail!(
+            "{socket}: ferry pack declares no listen addresses (the default footprint); build socket-activated services with ferry build"
+        );
+    }
+    // The default unit serves every environment the configs name, unless the tree
+    // brings its own `systemd/ENV/APP.service`.
+    let envs = config_envs(found.iter().map(|f| f.0.clone()));
+    let default_unit = l.payload_unit(&rendered.install.default_env);
+    for f in rendered.files.iter().filter(|f| f.role != Role::Config) {
+        let paths = if f.path == default_unit {
+            envs.iter().map(|e| l.payload_unit(e)).collect()
+        } else {
+            vec![f.path.clone()]
+        };
+        for path in paths {
+            if found.iter().any(|x| x.0 == path) {
+                continue;
+            }
+            let dest = work.path().join(path.as_str());
+            std::fs::create_dir_all(dest.parent().expect("has parent"))?;
+            std::fs::write(&dest, &f.data)?;
+            origin.insert(path.clone(), f.template.clone());
+            found.push((path, dest, f.mode, f.role));
+        }
+    }
+    found.sort_by(|a, b| a.0.cmp(&b.0));
     let sources: Vec<&Path> = found.iter().map(|f| f.1.as_path()).collect();
     let digests = digest_all(&sources)?;
     let entries: Vec<FileEntry> = found
@@ -280,13 +335,13 @@ pub fn run(args: &PackArgs) -> Result<PackReport> {
             sha256,
         })
         .collect();
-    let install = install_section(&args.app, &args.version, &entries)?;
+    let install = install_section(rendered.install.clone(), &app, &entries)?;
     let manifest = Manifest {
         format_version: FORMAT_VERSION,
         app: App {
-            name: args.app.clone(),
-            version: args.version.clone(),
-            description: String::new(),
+            name: app.clone(),
+            version,
+            description: Text::default(),
         },
         target: args.target,
         build: Build {
@@ -306,6 +361,32 @@ pub fn run(args: &PackArgs) -> Result<PackReport> {
     manifest
         .validate(&ferry_format::Limits::default())
         .with_context(|| format!("{} cannot be packed as a bundle", args.dir.display()))?;
+    // The generated files and configs are text the installer writes under /etc: held to
+    // the footprint, and scanned for secrets like everything `ferry build` renders.
+    let texts: Vec<render::RenderedFile> = found
+        .iter()
+        .zip(&manifest.files)
+        .filter(|(_, e)| {
+            e.role == Role::Config || ferry_format::conform::is_generated(&manifest, &e.path)
+        })
+        .map(|(f, e)| {
+            Ok(render::RenderedFile {
+                path: e.path.clone(),
+                mode: e.mode,
+                role: e.role,
+                data: std::fs::read(&f.1).with_context(|| format!("reading {}", f.1.display()))?,
+                template: origin.get(&e.path).cloned().unwrap_or_default(),
+            })
+        })
+        .collect::<Result<_>>()?;
+    for f in &texts {
+        render::refuse_secrets(
+            f.path.as_str(),
+            &f.template,
+            &String::from_utf8_lossy(&f.data),
+        )?;
+    }
+    render::conform(&manifest, &texts)?;
     let manifest_bytes = manifest.to_bytes();
     let manifest_sha = Sha256::of(&manifest_bytes);
     let claims = Claims::for_manifest(&manifest, manifest_sha);
@@ -365,8 +446,8 @@ pub fn run(args: &PackArgs) -> Result<PackReport> {
     write_atomic(&sig_path, sig.to_file_string().as_bytes(), 0o644)
         .with_context(|| format!("writing {}", sig_path.display()))?;
     Ok(PackReport {
-        app: args.app.clone(),
-        version: args.version.clone(),
+        app: args.app,
+        version: args.version,
         target: args.target.to_string(),
         path: args.out.display().to_string(),
         size: out_digests.size,
@@ -388,7 +469,7 @@ mod tests {
     fn roles_come_from_the_top_level_directory() {
         assert_eq!(role_of("bin/app"), Role::Binary);
         assert_eq!(role_of("config/prod/app.toml"), Role::Config);
-        assert_eq!(role_of("systemd/app.service"), Role::Unit);
+        assert_eq!(role_of("systemd/prod/app.service"), Role::Unit);
         assert_eq!(role_of("sysusers/app.conf"), Role::Sysusers);
         assert_eq!(role_of("share/data.bin"), Role::Doc);
         assert_eq!(role_of("README"), Role::Doc);
@@ -415,16 +496,31 @@ mod tests {
             file("bin/app", Role::Binary),
             file("config/dev/app.toml", Role::Config),
             file("config/prod/app.toml", Role::Config),
-            file("systemd/app.service", Role::Unit),
+            file("systemd/dev/app.service", Role::Unit),
         ];
-        let inst = install_section("app", "1.0", &files).unwrap();
-        let envs: Vec<&str> = inst.environments.iter().map(Name::as_str).collect();
+        let app = AppName::new("app").unwrap();
+        let base = || {
+            let loaded = project::Loaded {
+                dir: std::path::PathBuf::from("/nonexistent"),
+                root: std::path::PathBuf::from("/nonexistent"),
+                project: project::Project::minimal(app.clone(), Version::new("1.0").unwrap()),
+                targets: Vec::new(),
+            };
+            render::render(&loaded).unwrap().install
+        };
+        let inst = install_section(base(), &app, &files).unwrap();
+        let envs: Vec<&str> = inst.environments.iter().map(|e| e.name.as_str()).collect();
         assert_eq!(envs, ["dev", "prod"]);
         assert_eq!(inst.default_env.as_str(), "dev");
         assert_eq!(inst.configs[1].dest.as_str(), "/etc/app/app.toml");
         assert_eq!(inst.user.as_str(), "app");
-        assert!(inst.socket_unit.is_none());
-        let none = install_section("app", "1.0", &files[..1]).unwrap();
+        assert!(!inst.service.socket_activated());
+        let none = install_section(base(), &app, &files[..1]).unwrap();
         assert_eq!(none.default_env.as_str(), "default");
+        let stray = [file("config/app.toml", Role::Config)];
+        let e = install_section(base(), &app, &stray)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("config/ENV/NAME"), "{e}");
     }
 }

@@ -1,15 +1,41 @@
 //! `ferry.toml`: what a project declares. Every field is documented in README.md.
+//!
+//! The file deserializes straight into validated types: `ferry_format`'s (`AppName`,
+//! `Version`, `Text`, `Name`, `HostPath`, `Mode`, `AclEntry`, `Capability`, `ListenAddr`,
+//! `IpAllow`, `Signal`, `Probe`, `Sandbox`, ...) and the bundler's own in [`types`]
+//! (`GoPackage`, `GoSymbol`, `LdflagsValue`, `ProjectPath`, ...). A value is checked once,
+//! where it is parsed, and the error names the key path and line (`ferry.toml:12:
+//! service.capabilities[0]: unknown capability "NET_BIND_SERVICE"`). What is left for
+//! [`validate`] are the rules between keys (a config under `/etc/APP`, a watchdog only for
+//! notify services, a probe port the service can bind) and the inline-secret scan.
 
+pub mod files;
 pub mod secrets;
+pub mod types;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context as _, Result};
-use ferry_format::install::{AclEntry, HostPath, Name};
-use ferry_format::manifest::{valid_version, Target};
+use anyhow::{anyhow, bail, Result};
+use ferry_format::footprint::{
+    Account, AddressFamily, Capability, IpAllow, ListenAddr, ServiceType, Signal,
+};
+use ferry_format::install::{
+    AclEntry, Argv, HostPath, HttpUrl, Name, OnUpgrade, Probe, ProbeAddr, SecretKind, Text,
+};
+use ferry_format::layout::{AppName, Layout};
+use ferry_format::manifest::{Target, Version};
 use ferry_format::mode::Mode;
-use serde::Deserialize;
+use ferry_format::sandbox::Sandbox;
+use serde::{Deserialize, Deserializer};
+
+pub use types::RESERVED_VARS;
+use types::{
+    BuildTag, EnvName, ExitStatus, ExtraFamily, Frequency, GoPackage, GoSymbol, Invalid,
+    LdflagsValue, LimitNofile, MaxSize, NotRoot, ProbeKind, ProjectPath, RotateCount, SettleSecs,
+    TargetSpec, Threshold, TimeoutSecs, UnitText, Vars, WatchdogSec, ZstdLevel,
+};
+pub use types::{LogsMode, Templated};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -26,7 +52,7 @@ pub struct Project {
     #[serde(default, rename = "config")]
     pub configs: Vec<ConfigSection>,
     #[serde(default)]
-    pub vars: toml::Table,
+    pub vars: Vars,
     #[serde(default)]
     pub environments: EnvironmentsSection,
     #[serde(default)]
@@ -40,37 +66,32 @@ pub struct Project {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AppSection {
-    pub name: String,
-    pub version: String,
+    pub name: AppName,
+    pub version: Version,
+    /// The unit's `Description=` and the SBOM's: no control characters (a newline would
+    /// start a directive of its own in the unit).
     #[serde(default)]
-    pub description: String,
-    /// Go package to build, relative to the project directory.
-    #[serde(default = "default_package")]
-    pub package: String,
+    pub description: Text,
+    /// Go package to build: `.`, `./DIR` or an import path; never a flag.
+    #[serde(default)]
+    pub package: GoPackage,
     /// Go variable that receives the version through `-ldflags -X`.
-    #[serde(default = "default_version_variable")]
-    pub version_variable: String,
-}
-
-fn default_package() -> String {
-    ".".into()
-}
-fn default_version_variable() -> String {
-    "main.version".into()
+    #[serde(default)]
+    pub version_variable: GoSymbol,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BuildSection {
     #[serde(default = "default_targets")]
-    pub targets: Vec<String>,
+    pub targets: Vec<TargetSpec>,
     #[serde(default)]
-    pub tags: Vec<String>,
+    pub tags: Vec<BuildTag>,
     /// Extra `-X name=value` link-time assignments.
     #[serde(default)]
-    pub ldflags_x: BTreeMap<String, String>,
+    pub ldflags_x: BTreeMap<GoSymbol, LdflagsValue>,
     #[serde(default = "default_level")]
-    pub zstd_level: i32,
+    pub zstd_level: ZstdLevel,
     /// Keys that look secret-named but are not (e.g. `password_policy`): exempt from the
     /// name rules of the inline-secret check; values that are key material stay refused.
     #[serde(default)]
@@ -89,53 +110,51 @@ impl Default for BuildSection {
     }
 }
 
-fn default_targets() -> Vec<String> {
-    vec!["linux/amd64".into(), "linux/arm64".into()]
+fn default_targets() -> Vec<TargetSpec> {
+    ["linux/amd64", "linux/arm64"]
+        .iter()
+        .map(|t| TargetSpec(Target::parse(t).expect("a supported target")))
+        .collect()
 }
-fn default_level() -> i32 {
-    9
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ServiceType {
-    /// The program sends `READY=1` (`sd_notify`): the best start gate.
-    #[default]
-    Notify,
-    /// Start succeeds once exec succeeds.
-    Exec,
+fn default_level() -> ZstdLevel {
+    ZstdLevel::new(9).expect("in range")
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceSection {
-    #[serde(default, rename = "type")]
+    /// `notify` (the program sends `READY=1`) or `exec`.
+    #[serde(
+        default = "default_type",
+        rename = "type",
+        deserialize_with = "service_type"
+    )]
     pub kind: ServiceType,
     /// Arguments after the binary.
     #[serde(default)]
-    pub args: Vec<String>,
-    pub user: Option<String>,
-    pub group: Option<String>,
+    pub args: Vec<UnitText>,
+    pub user: Option<NotRoot>,
+    pub group: Option<NotRoot>,
     #[serde(default)]
-    pub supplementary_groups: Vec<String>,
+    pub supplementary_groups: Vec<NotRoot>,
     #[serde(default)]
-    pub environment: BTreeMap<String, String>,
+    pub environment: BTreeMap<EnvName, UnitText>,
     /// Exit codes that mean "bad configuration": systemd does not restart on them.
     #[serde(default = "default_prevent")]
-    pub restart_prevent_exit_status: Vec<u8>,
+    pub restart_prevent_exit_status: Vec<ExitStatus>,
     #[serde(default = "default_nofile")]
-    pub limit_nofile: u32,
+    pub limit_nofile: LimitNofile,
     /// Addresses systemd listens on for socket activation (`ListenStream=`); empty: none.
     #[serde(default)]
-    pub listen_stream: Vec<String>,
+    pub listen_stream: Vec<ListenAddr>,
     /// Warn above this `systemd-analyze security` exposure; `ferry build --strict` fails.
     #[serde(default = "default_threshold")]
-    pub security_threshold: f64,
+    pub security_threshold: Threshold,
     /// Capabilities the service keeps (`CAP_NET_BIND_SERVICE` to bind a port < 1024
     /// itself). Any capability turns `PrivateUsers=` off, which would void it; socket
     /// activation (`listen_stream`) is the better way to a low port.
     #[serde(default)]
-    pub capabilities: Vec<String>,
+    pub capabilities: Vec<Capability>,
     /// `PrivateNetwork=`: default yes with socket activation (the service then only has the
     /// sockets systemd passes it), no otherwise. Set false if a socket-activated service
     /// also connects out.
@@ -143,20 +162,36 @@ pub struct ServiceSection {
     /// Address families beyond `AF_INET AF_INET6 AF_UNIX`, e.g. `AF_NETLINK` for a
     /// program that enumerates network interfaces.
     #[serde(default)]
-    pub extra_address_families: Vec<String>,
+    pub extra_address_families: Vec<ExtraFamily>,
     /// When set, `IPAddressDeny=any` plus `IPAddressAllow=` these (`localhost`,
     /// `10.0.0.0/8`, ...): the service may talk to nothing else.
     #[serde(default)]
-    pub ip_address_allow: Vec<String>,
+    pub ip_address_allow: Vec<IpAllow>,
     /// `WatchdogSec=` (notify services only): systemd restarts the service when it stops
     /// sending `WATCHDOG=1`.
-    pub watchdog_sec: Option<u32>,
+    pub watchdog_sec: Option<WatchdogSec>,
+    /// `new`: a system account ferry creates (the default); `existing`: `user` names an
+    /// account the host already has, which the host's policy must allow.
+    #[serde(default = "default_account")]
+    pub account: Account,
+    /// `[service.sandbox]`: a `profile` and/or knobs by name (`proc_subset = "all"`,
+    /// `private_tmp = false`), resolved into the manifest's relaxations on parse.
+    #[serde(default, deserialize_with = "sandbox")]
+    pub sandbox: Sandbox,
+    /// `ExecReload=` sends this signal; unset: the unit offers no reload (a Go program
+    /// that does not handle the signal would stop).
+    #[serde(default, deserialize_with = "optional_signal")]
+    pub reload_signal: Option<Signal>,
+}
+
+fn optional_signal<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Signal>, D::Error> {
+    signal(d).map(Some)
 }
 
 impl Default for ServiceSection {
     fn default() -> Self {
         Self {
-            kind: ServiceType::default(),
+            kind: default_type(),
             args: Vec::new(),
             user: None,
             group: None,
@@ -171,252 +206,503 @@ impl Default for ServiceSection {
             extra_address_families: Vec::new(),
             ip_address_allow: Vec::new(),
             watchdog_sec: None,
+            account: default_account(),
+            sandbox: Sandbox::default(),
+            reload_signal: None,
         }
     }
 }
 
-fn default_prevent() -> Vec<u8> {
-    vec![78]
+fn default_type() -> ServiceType {
+    ServiceType::Notify
 }
-fn default_nofile() -> u32 {
-    65536
-}
-fn default_threshold() -> f64 {
-    1.5
+fn service_type<'de, D: Deserializer<'de>>(d: D) -> Result<ServiceType, D::Error> {
+    let s = String::deserialize(d)?;
+    ServiceType::parse(&s).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "{s:?} is not a service type ferry runs: notify (the program sends READY=1) or exec"
+        ))
+    })
 }
 
+fn default_prevent() -> Vec<ExitStatus> {
+    vec![ExitStatus::new(78).expect("in range")]
+}
+fn default_nofile() -> LimitNofile {
+    LimitNofile::new(65536).expect("in range")
+}
+fn default_threshold() -> Threshold {
+    Threshold::new(1.5).expect("in range")
+}
+fn default_account() -> Account {
+    Account::New
+}
+
+/// `[service.sandbox]`: `profile` first, then each knob, as `ferry_format::sandbox` has
+/// them; a knob set to ferry's hardened value removes the relaxation.
+fn sandbox<'de, D: Deserializer<'de>>(d: D) -> Result<Sandbox, D::Error> {
+    let raw = BTreeMap::<String, toml::Value>::deserialize(d)?;
+    apply_sandbox(Sandbox::default(), &raw).map_err(serde::de::Error::custom)
+}
+
+/// `base` with a `[service.sandbox]`-shaped table applied: its `profile`, then each knob.
+pub fn apply_sandbox(
+    mut s: Sandbox,
+    raw: &BTreeMap<String, toml::Value>,
+) -> Result<Sandbox, String> {
+    use ferry_format::sandbox;
+    if let Some(v) = raw.get("profile") {
+        let name = v.as_str().ok_or("profile must be a string")?;
+        let prof = sandbox::profile(name).ok_or_else(|| {
+            format!(
+                "profile {name:?} is unknown; known profiles are {}",
+                sandbox::PROFILES
+                    .iter()
+                    .map(|p| p.name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })?;
+        for (k, v) in prof.settings {
+            s.set(k, v).expect("profiles hold valid settings");
+        }
+    }
+    for (k, v) in raw.iter().filter(|(k, _)| *k != "profile") {
+        let value = match v {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Boolean(true) => "yes".into(),
+            toml::Value::Boolean(false) => "no".into(),
+            other => return Err(format!("{k} = {other}: expected a string or true/false")),
+        };
+        s.set(k, &value).map_err(|e| e.to_string())?;
+    }
+    Ok(s)
+}
+
+/// `[health]` (and `[environments.NAME.health]`): which probe, with its values checked on
+/// parse when plain and per environment when they use `{{ var }}`.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "RawHealth")]
 pub struct HealthSection {
-    /// `http`, `tcp`, `exec` or `none`.
-    #[serde(default = "default_probe")]
-    pub probe: String,
-    pub url: Option<String>,
-    pub address: Option<String>,
+    pub probe: ProbeSpec,
+    pub timeout_secs: TimeoutSecs,
+    pub settle_secs: SettleSecs,
+}
+
+/// A probe before rendering: each kind with its own (possibly templated) values.
+#[derive(Debug, Clone)]
+pub enum ProbeSpec {
+    None,
+    Http {
+        url: Templated<HttpUrl>,
+        body_contains: Option<Templated<UnitText>>,
+    },
+    Tcp {
+        address: Templated<ProbeAddr>,
+    },
+    Exec {
+        argv: Vec<Templated<UnitText>>,
+    },
+}
+
+impl ProbeSpec {
+    /// The probe for one environment; `render` renders a template string.
+    pub fn resolve(&self, render: &dyn Fn(&str) -> Result<String>) -> Result<Probe> {
+        Ok(match self {
+            Self::None => Probe::None,
+            Self::Http { url, body_contains } => Probe::Http {
+                url: url.resolve(render)?,
+                body_contains: body_contains
+                    .as_ref()
+                    .map(|b| -> Result<Text> {
+                        let t = b.resolve(render)?;
+                        Text::new(t.as_str()).map_err(|e| anyhow!("health.body_contains: {e}"))
+                    })
+                    .transpose()?,
+            },
+            Self::Tcp { address } => Probe::Tcp {
+                address: address.resolve(render)?,
+            },
+            Self::Exec { argv } => Probe::Exec {
+                argv: Argv::new(
+                    argv.iter()
+                        .map(|w| w.resolve(render).map(|t| t.as_str().to_owned()))
+                        .collect::<Result<_>>()?,
+                )
+                .map_err(|e| anyhow!("health.argv: {e}"))?,
+            },
+        })
+    }
+
+    /// Every value as written (templates unrendered), for the inline-secret scan.
+    pub fn texts(&self) -> Vec<String> {
+        fn t<T: std::fmt::Display>(v: &Templated<T>) -> String {
+            match v {
+                Templated::Plain(p) => p.to_string(),
+                Templated::Template(s) => s.clone(),
+            }
+        }
+        match self {
+            Self::None => Vec::new(),
+            Self::Http { url, body_contains } => {
+                let mut v = vec![t(url)];
+                v.extend(body_contains.iter().map(t));
+                v
+            }
+            Self::Tcp { address } => vec![t(address)],
+            Self::Exec { argv } => argv.iter().map(t).collect(),
+        }
+    }
+
+    /// The probe when nothing in it needs rendering.
+    pub fn plain(&self) -> Option<Probe> {
+        self.resolve(&|t| Err(anyhow!("{t:?} is a template"))).ok()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHealth {
     #[serde(default)]
-    pub argv: Vec<String>,
+    probe: ProbeKind,
+    url: Option<Templated<HttpUrl>>,
+    body_contains: Option<Templated<UnitText>>,
+    address: Option<Templated<ProbeAddr>>,
+    argv: Option<Vec<Templated<UnitText>>>,
     #[serde(default = "default_timeout")]
-    pub timeout_secs: u32,
+    timeout_secs: TimeoutSecs,
     #[serde(default = "default_settle")]
-    pub settle_secs: u32,
+    settle_secs: SettleSecs,
+}
+
+impl TryFrom<RawHealth> for HealthSection {
+    type Error = Invalid;
+
+    fn try_from(r: RawHealth) -> Result<Self, Invalid> {
+        let kind = match r.probe {
+            ProbeKind::Http => "http",
+            ProbeKind::Tcp => "tcp",
+            ProbeKind::Exec => "exec",
+            ProbeKind::None => "none",
+        };
+        for (key, given, used_by) in [
+            ("url", r.url.is_some(), ProbeKind::Http),
+            ("body_contains", r.body_contains.is_some(), ProbeKind::Http),
+            ("address", r.address.is_some(), ProbeKind::Tcp),
+            ("argv", r.argv.is_some(), ProbeKind::Exec),
+        ] {
+            if given && r.probe != used_by {
+                return Err(Invalid(format!(
+                    "{key} is set but probe = {kind:?} does not use it"
+                )));
+            }
+        }
+        let probe = match r.probe {
+            ProbeKind::Http => ProbeSpec::Http {
+                url: r.url.ok_or_else(|| {
+                    Invalid("probe = \"http\" needs url = \"http://IP:PORT/PATH\"".into())
+                })?,
+                body_contains: r.body_contains,
+            },
+            ProbeKind::Tcp => ProbeSpec::Tcp {
+                address: r
+                    .address
+                    .ok_or_else(|| Invalid("probe = \"tcp\" needs address = \"IP:PORT\"".into()))?,
+            },
+            ProbeKind::Exec => {
+                let argv = r.argv.ok_or_else(|| {
+                    Invalid("probe = \"exec\" needs argv = [\"/ABSOLUTE/PROGRAM\", ...]".into())
+                })?;
+                // Plain command lines are checked now; templated ones per environment.
+                if argv.iter().all(|w| w.plain().is_some()) {
+                    Argv::new(
+                        argv.iter()
+                            .map(|w| w.plain().expect("plain").as_str().to_owned())
+                            .collect(),
+                    )
+                    .map_err(|e| Invalid(e.to_string()))?;
+                }
+                ProbeSpec::Exec { argv }
+            }
+            ProbeKind::None => ProbeSpec::None,
+        };
+        Ok(Self {
+            probe,
+            timeout_secs: r.timeout_secs,
+            settle_secs: r.settle_secs,
+        })
+    }
 }
 
 impl Default for HealthSection {
     fn default() -> Self {
         Self {
-            probe: default_probe(),
-            url: None,
-            address: None,
-            argv: Vec::new(),
+            probe: ProbeSpec::None,
             timeout_secs: default_timeout(),
             settle_secs: default_settle(),
         }
     }
 }
 
-fn default_probe() -> String {
-    "none".into()
+fn default_timeout() -> TimeoutSecs {
+    TimeoutSecs::new(30).expect("in range")
 }
-fn default_timeout() -> u32 {
-    30
-}
-fn default_settle() -> u32 {
-    2
+fn default_settle() -> SettleSecs {
+    SettleSecs::new(2).expect("in range")
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogsSection {
+    /// `journal` (default): stdout and stderr; `files`: `/var/log/APP/*.log`, rotated.
+    #[serde(default)]
+    pub mode: LogsMode,
     #[serde(default = "default_rotate")]
-    pub rotate: u32,
-    #[serde(default = "default_frequency")]
-    pub frequency: String,
-    #[serde(default = "default_maxsize")]
-    pub max_size: String,
+    pub rotate: RotateCount,
+    #[serde(default)]
+    pub frequency: Frequency,
+    #[serde(default)]
+    pub max_size: MaxSize,
     /// Signal that makes the service reopen its log file.
-    #[serde(default = "default_signal")]
-    pub reopen_signal: String,
+    #[serde(default = "default_signal", deserialize_with = "signal")]
+    pub reopen_signal: Signal,
 }
 
 impl Default for LogsSection {
     fn default() -> Self {
         Self {
+            mode: LogsMode::default(),
             rotate: default_rotate(),
-            frequency: default_frequency(),
-            max_size: default_maxsize(),
+            frequency: Frequency::default(),
+            max_size: MaxSize::default(),
             reopen_signal: default_signal(),
         }
     }
 }
 
-fn default_rotate() -> u32 {
-    14
+fn default_rotate() -> RotateCount {
+    RotateCount::new(14).expect("in range")
 }
-fn default_frequency() -> String {
-    "daily".into()
+fn default_signal() -> Signal {
+    Signal::Hup
 }
-fn default_maxsize() -> String {
-    "100M".into()
-}
-fn default_signal() -> String {
-    "HUP".into()
+
+fn signal<'de, D: Deserializer<'de>>(d: D) -> Result<Signal, D::Error> {
+    let s = String::deserialize(d)?;
+    Signal::parse(&s).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "{s:?} is not HUP, USR1 or USR2 (written without SIG)"
+        ))
+    })
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigSection {
-    /// Template file, relative to the project directory.
-    pub template: PathBuf,
-    pub dest: String,
+    /// Template file, inside the project directory.
+    pub template: ProjectPath,
+    /// Installed as; directly in `/etc/APP` (checked against the app name).
+    pub dest: HostPath,
     #[serde(default = "default_config_mode")]
-    pub mode: String,
+    pub mode: Mode,
     #[serde(default = "default_root")]
-    pub owner: String,
+    pub owner: Name,
     /// Defaults to the service group.
-    pub group: Option<String>,
+    pub group: Option<Name>,
     /// `preserve` (default) keeps an existing host file on upgrade; `replace` overwrites.
     #[serde(default = "default_on_upgrade")]
-    pub on_upgrade: String,
+    pub on_upgrade: OnUpgrade,
 }
 
-fn default_config_mode() -> String {
-    "0640".into()
+fn default_config_mode() -> Mode {
+    Mode::new(0o640).expect("valid")
 }
-fn default_root() -> String {
-    "root".into()
+fn default_root() -> Name {
+    Name::new("root").expect("valid")
 }
-fn default_on_upgrade() -> String {
-    "preserve".into()
+fn default_on_upgrade() -> OnUpgrade {
+    OnUpgrade::Preserve
 }
 
-// No deny_unknown_fields: serde cannot combine it with flatten; every other key is an
-// environment name, and values must be tables, so typos still fail to parse.
-#[derive(Debug, Clone, Deserialize, Default)]
+/// `[environments]`: `default` names one; every other key is an environment (a [`Name`])
+/// whose table of values overrides `[vars]`, and whose `service` and `health` tables
+/// override the top-level ones for that environment.
+#[derive(Debug, Clone, Default)]
 pub struct EnvironmentsSection {
-    pub default: Option<String>,
-    #[serde(flatten)]
-    pub values: BTreeMap<String, toml::Table>,
+    pub default: Option<Name>,
+    pub values: BTreeMap<Name, EnvSection>,
+}
+
+/// One `[environments.NAME]`.
+#[derive(Debug, Clone, Default)]
+pub struct EnvSection {
+    /// Template values, overriding `[vars]`.
+    pub vars: Vars,
+    /// `[environments.NAME.service]`.
+    pub service: EnvService,
+    /// `[environments.NAME.health]`: replaces `[health]` for this environment.
+    pub health: Option<HealthSection>,
+}
+
+/// What an environment may change about the service: its command line, its environment
+/// variables, its sandbox.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvService {
+    /// Replaces `service.args`.
+    pub args: Option<Vec<UnitText>>,
+    /// Merged over `service.environment` (same name: this one wins).
+    #[serde(default)]
+    pub environment: BTreeMap<EnvName, UnitText>,
+    /// Applied over `[service.sandbox]` (a `profile` and/or knobs).
+    #[serde(default)]
+    pub sandbox: BTreeMap<String, toml::Value>,
+}
+
+impl<'de> Deserialize<'de> for EnvSection {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let mut table = toml::Table::deserialize(d)?;
+        let service = match table.remove("service") {
+            Some(v) => v
+                .try_into::<EnvService>()
+                .map_err(|e| D::Error::custom(format!("service: {}", one_line(&e.to_string()))))?,
+            None => EnvService::default(),
+        };
+        if !service.sandbox.is_empty() {
+            apply_sandbox(Sandbox::default(), &service.sandbox)
+                .map_err(|e| D::Error::custom(format!("service.sandbox: {e}")))?;
+        }
+        let health = table
+            .remove("health")
+            .map(toml::Value::try_into::<HealthSection>)
+            .transpose()
+            .map_err(|e| D::Error::custom(format!("health: {}", one_line(&e.to_string()))))?;
+        let vars = toml::Value::Table(table)
+            .try_into::<Vars>()
+            .map_err(|e| D::Error::custom(one_line(&e.to_string())))?;
+        Ok(Self {
+            vars,
+            service,
+            health,
+        })
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl<'de> Deserialize<'de> for EnvironmentsSection {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = EnvironmentsSection;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("default = \"NAME\" and [environments.NAME] tables")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut out = EnvironmentsSection::default();
+                while let Some(key) = map.next_key::<String>()? {
+                    if key == "default" {
+                        out.default = Some(map.next_value()?);
+                    } else {
+                        let name = Name::new(&key).map_err(|e| {
+                            serde::de::Error::custom(format!("environment name: {e}"))
+                        })?;
+                        out.values.insert(name, map.next_value()?);
+                    }
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DirectorySection {
-    pub path: String,
-    pub owner: Option<String>,
-    pub group: Option<String>,
-    pub mode: Option<String>,
+    pub path: HostPath,
+    pub owner: Option<Name>,
+    pub group: Option<Name>,
+    pub mode: Option<Mode>,
     #[serde(default)]
-    pub acl: Vec<String>,
+    pub acl: Vec<AclEntry>,
     #[serde(default)]
-    pub default_acl: Vec<String>,
+    pub default_acl: Vec<AclEntry>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecretSection {
-    pub name: String,
+    pub name: Name,
     /// `credential` (`LoadCredential=`) or `environment_file` (`EnvironmentFile=`).
     #[serde(default = "default_secret_kind")]
-    pub kind: String,
+    pub kind: SecretKind,
 }
 
-fn default_secret_kind() -> String {
-    "credential".into()
+fn default_secret_kind() -> SecretKind {
+    SecretKind::Credential
 }
 
 /// Project overrides for the default templates in the repository's `templates/`.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct TemplatesSection {
-    pub unit: Option<PathBuf>,
-    pub socket: Option<PathBuf>,
-    pub logrotate: Option<PathBuf>,
-    pub sysusers: Option<PathBuf>,
-    pub tmpfiles: Option<PathBuf>,
+    pub unit: Option<ProjectPath>,
+    pub socket: Option<ProjectPath>,
+    pub logrotate: Option<ProjectPath>,
+    pub sysusers: Option<ProjectPath>,
+    pub tmpfiles: Option<ProjectPath>,
 }
 
 /// A loaded project: the parsed file plus where it lives.
 #[derive(Debug, Clone)]
 pub struct Loaded {
+    /// The directory as given (for messages and the Go build).
     pub dir: PathBuf,
+    /// The same directory, canonical: every file the project names must resolve inside it.
+    pub root: PathBuf,
     pub project: Project,
     pub targets: Vec<Target>,
 }
 
-/// Names the templates' context already uses: a `[vars]` key must not shadow them.
-pub const RESERVED_VARS: &[&str] = &[
-    "app",
-    "user",
-    "group",
-    "service",
-    "logs",
-    "health",
-    "paths",
-    "directories",
-    "secrets",
-    "socket",
-    "env",
-];
-
-/// Capabilities `service.capabilities` may name (capabilities(7)).
-const CAPABILITIES: &[&str] = &[
-    "CAP_AUDIT_CONTROL",
-    "CAP_AUDIT_READ",
-    "CAP_AUDIT_WRITE",
-    "CAP_BLOCK_SUSPEND",
-    "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_DAC_READ_SEARCH",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER",
-    "CAP_KILL",
-    "CAP_LEASE",
-    "CAP_LINUX_IMMUTABLE",
-    "CAP_MAC_ADMIN",
-    "CAP_MAC_OVERRIDE",
-    "CAP_MKNOD",
-    "CAP_NET_ADMIN",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST",
-    "CAP_NET_RAW",
-    "CAP_PERFMON",
-    "CAP_SETFCAP",
-    "CAP_SETGID",
-    "CAP_SETPCAP",
-    "CAP_SETUID",
-    "CAP_SYS_ADMIN",
-    "CAP_SYS_BOOT",
-    "CAP_SYS_CHROOT",
-    "CAP_SYS_MODULE",
-    "CAP_SYS_NICE",
-    "CAP_SYS_PACCT",
-    "CAP_SYS_PTRACE",
-    "CAP_SYS_RAWIO",
-    "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG",
-    "CAP_SYSLOG",
-    "CAP_WAKE_ALARM",
-];
-
-/// Address families `service.extra_address_families` may add.
-const ADDRESS_FAMILIES: &[&str] = &[
-    "AF_NETLINK",
-    "AF_PACKET",
-    "AF_VSOCK",
-    "AF_CAN",
-    "AF_BLUETOOTH",
-    "AF_ALG",
-    "AF_TIPC",
-    "AF_XDP",
-    "AF_QIPCRTR",
-];
-
 impl Project {
+    /// What a `ferry.toml` with only `[app]` declares (`ferry pack`'s footprint).
+    pub fn minimal(name: AppName, version: Version) -> Self {
+        Self {
+            app: AppSection {
+                name,
+                version,
+                description: Text::default(),
+                package: GoPackage::default(),
+                version_variable: GoSymbol::default(),
+            },
+            build: BuildSection::default(),
+            service: ServiceSection::default(),
+            health: HealthSection::default(),
+            logs: LogsSection::default(),
+            configs: Vec::new(),
+            vars: Vars::default(),
+            environments: EnvironmentsSection::default(),
+            directories: Vec::new(),
+            secrets: Vec::new(),
+            templates: TemplatesSection::default(),
+        }
+    }
+
+    pub fn layout(&self) -> Layout<'_> {
+        self.app.name.layout()
+    }
+
     /// Whether systemd holds the listening sockets (`service.listen_stream`).
     pub fn socket_activated(&self) -> bool {
         !self.service.listen_stream.is_empty()
@@ -435,23 +721,53 @@ impl Project {
         self.service.capabilities.is_empty()
     }
 
-    pub fn user(&self) -> &str {
-        self.service.user.as_deref().unwrap_or(&self.app.name)
+    pub fn user(&self) -> &Name {
+        self.service
+            .user
+            .as_ref()
+            .map_or(self.app.name.as_name(), NotRoot::name)
     }
 
-    pub fn group(&self) -> &str {
-        self.service.group.as_deref().unwrap_or_else(|| self.user())
+    pub fn group(&self) -> &Name {
+        self.service
+            .group
+            .as_ref()
+            .map_or_else(|| self.user(), NotRoot::name)
     }
 
-    pub fn default_env(&self) -> String {
+    pub fn supplementary_groups(&self) -> Vec<Name> {
+        self.service
+            .supplementary_groups
+            .iter()
+            .map(|g| g.name().clone())
+            .collect()
+    }
+
+    /// `RestrictAddressFamilies=`: `AF_UNIX` always (`sd_notify`, syslog, the journal);
+    /// the Internet families unless the service has no network of its own.
+    pub fn address_families(&self) -> Vec<AddressFamily> {
+        let mut v = if self.private_network() {
+            vec![AddressFamily::Unix]
+        } else {
+            types::BASE_FAMILIES.to_vec()
+        };
+        for f in &self.service.extra_address_families {
+            if !v.contains(&f.0) {
+                v.push(f.0);
+            }
+        }
+        v
+    }
+
+    pub fn default_env(&self) -> Name {
         self.environments
             .default
             .clone()
             .or_else(|| self.environments.values.keys().next().cloned())
-            .unwrap_or_else(|| "default".into())
+            .unwrap_or_else(|| Name::new("default").expect("valid"))
     }
 
-    pub fn env_names(&self) -> Vec<String> {
+    pub fn env_names(&self) -> Vec<Name> {
         if self.environments.values.is_empty() {
             vec![self.default_env()]
         } else {
@@ -460,47 +776,70 @@ impl Project {
     }
 }
 
+/// A `ferry.toml` that does not parse: where, which key, and why, on one line.
+#[derive(Debug, thiserror::Error)]
+#[error("{line}: {}{message}", key_prefix(.key))]
+pub struct ParseError {
+    pub line: usize,
+    /// The key path (`service.capabilities[0]`); empty for a syntax error.
+    pub key: String,
+    pub message: String,
+}
+
+fn key_prefix(key: &str) -> String {
+    if key.is_empty() {
+        String::new()
+    } else {
+        format!("{key}: ")
+    }
+}
+
+/// Parses `ferry.toml` text into its validated types.
+pub fn parse(text: &str) -> Result<Project, ParseError> {
+    serde_path_to_error::deserialize(toml::Deserializer::new(text)).map_err(|e| {
+        let key = e.path().to_string();
+        let inner = e.into_inner();
+        let line = inner.span().map_or(0, |s| {
+            text[..s.start.min(text.len())].matches('\n').count() + 1
+        });
+        ParseError {
+            line,
+            key: if key == "." { String::new() } else { key },
+            // toml's syntax messages run over several lines.
+            message: inner
+                .message()
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join("; "),
+        }
+    })
+}
+
+/// Reads and checks `DIR/ferry.toml`. Every error is one line naming the file.
 pub fn load(dir: &Path) -> Result<Loaded> {
     let path = dir.join("ferry.toml");
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let project: Project =
-        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-    let targets = validate(&project).with_context(|| format!("checking {}", path.display()))?;
+    let root = files::canonical_root(dir)
+        .map_err(|e| anyhow!("opening the project directory {}: {e}", dir.display()))?;
+    let text = files::read(&root, Path::new("ferry.toml"), "the project file")?;
+    let project = parse(&text).map_err(|e| anyhow!("{}:{e}", path.display()))?;
+    let targets = validate(&project).map_err(|e| anyhow!("{}: {e}", path.display()))?;
     Ok(Loaded {
         dir: dir.to_path_buf(),
+        root,
         project,
         targets,
     })
 }
 
-fn validate(p: &Project) -> Result<Vec<Target>> {
-    Name::new(&p.app.name).context("app.name")?;
-    if !valid_version(&p.app.version) {
-        bail!(
-            "app.version {:?} must be [0-9A-Za-z._+~-], starting with a letter or digit",
-            p.app.version
-        );
-    }
-    for n in [p.user(), p.group()] {
-        Name::new(n).context("service.user / service.group")?;
-        if n == "root" {
-            bail!("the service must not run as root");
-        }
-    }
-    for g in &p.service.supplementary_groups {
-        Name::new(g).context("service.supplementary_groups")?;
-    }
-    if !(1..=22).contains(&p.build.zstd_level) {
-        bail!("build.zstd_level must be 1..=22");
-    }
+/// The rules between keys, once every value has parsed; the build targets, deduplicated.
+pub fn validate(p: &Project) -> Result<Vec<Target>> {
+    let l = p.layout();
     let mut targets = Vec::new();
     for t in &p.build.targets {
-        let target = Target::parse(t).with_context(|| {
-            format!("build.targets: unsupported target {t:?} (linux/amd64 or linux/arm64)")
-        })?;
-        if !targets.contains(&target) {
-            targets.push(target);
+        if !targets.contains(&t.0) {
+            targets.push(t.0);
         }
     }
     if targets.is_empty() {
@@ -511,175 +850,104 @@ fn validate(p: &Project) -> Result<Vec<Target>> {
             bail!("environments.default = {d:?} but there is no [environments.{d}]");
         }
     }
-    for e in p.environments.values.keys() {
-        Name::new(e).with_context(|| format!("environment name {e:?}"))?;
-    }
     for c in &p.configs {
-        let dest = HostPath::new(&c.dest).with_context(|| format!("config dest {:?}", c.dest))?;
-        if !dest.as_str().starts_with(&format!("/etc/{}/", p.app.name)) {
-            bail!("config dest {} must be under /etc/{}/", c.dest, p.app.name);
-        }
-        Mode::parse(&c.mode).with_context(|| format!("config {} mode", c.dest))?;
-        if !matches!(c.on_upgrade.as_str(), "preserve" | "replace") {
+        if c.dest.parent().as_ref() != Some(&l.etc()) {
             bail!(
-                "config {} on_upgrade must be \"preserve\" or \"replace\"",
-                c.dest
+                "config dest {}: configs are installed directly in {}/",
+                c.dest,
+                l.etc()
             );
         }
     }
-    for d in &p.directories {
-        HostPath::new(&d.path).with_context(|| format!("directory {:?}", d.path))?;
-        if let Some(m) = &d.mode {
-            Mode::parse(m).with_context(|| format!("directory {} mode", d.path))?;
-        }
-        for a in d.acl.iter().chain(&d.default_acl) {
-            AclEntry::new(a).with_context(|| format!("directory {}", d.path))?;
+    let mut seen = std::collections::BTreeSet::new();
+    for g in &p.service.supplementary_groups {
+        if g.name() == p.group() || !seen.insert(g.name()) {
+            bail!("service.supplementary_groups: {g} is listed twice or is the primary group");
         }
     }
-    for s in &p.secrets {
-        Name::new(&s.name).with_context(|| format!("secret {:?}", s.name))?;
-        if !matches!(s.kind.as_str(), "credential" | "environment_file") {
+    for d in &p.directories {
+        if p.logs.mode == LogsMode::Journal && d.path.is_within(&l.log()) {
             bail!(
-                "secret {} kind must be \"credential\" or \"environment_file\"",
+                "directory {}: logs go to the journal (the default), so there is no {}; \
+                 set [logs] mode = \"files\" to log there",
+                d.path,
+                l.log()
+            );
+        }
+        if !l.owns(&d.path) {
+            bail!(
+                "directory {} must be under one of {}",
+                d.path,
+                l.prefixes()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for s in &p.secrets {
+        if !seen.insert(&s.name) {
+            bail!("secret {} is declared twice", s.name);
+        }
+        let file = l.secret_file(&s.name, s.kind);
+        if p.configs.iter().any(|c| c.dest == file) {
+            bail!(
+                "secret {} would land on {file}, which is also a config file",
                 s.name
             );
         }
     }
-    if !matches!(p.health.probe.as_str(), "http" | "tcp" | "exec" | "none") {
-        bail!("health.probe must be http, tcp, exec or none");
-    }
     validate_service(p)?;
-    validate_logs(&p.logs)?;
-    validate_vars(p)?;
-    validate_layout(p)?;
+    // Plain probes are checked here; templated ones once rendered, per environment.
+    if let Some(probe) = p.health.probe.plain() {
+        check_probe_port(p, &probe)?;
+    }
+    for (env, e) in &p.environments.values {
+        if let Some(probe) = e.health.as_ref().and_then(|h| h.probe.plain()) {
+            check_probe_port(p, &probe).map_err(|e| anyhow!("[environments.{env}.health]: {e}"))?;
+        }
+    }
     refuse_inline_secrets(p)?;
     Ok(targets)
 }
 
-/// No byte a unit file or config line could not hold.
-fn check_unit_text(what: &str, v: &str) -> Result<()> {
-    if v.chars().any(char::is_control) {
-        bail!("{what} {v:?} contains a control character (newline, tab, ...)");
-    }
-    Ok(())
-}
-
-/// `PORT`, `IPv4:PORT`, `[IPv6]:PORT` or an absolute path (a UNIX socket); the TCP port.
-fn listen_port(addr: &str) -> Result<Option<u16>> {
-    if addr.starts_with('/') {
-        HostPath::new(addr).with_context(|| format!("service.listen_stream {addr:?}"))?;
-        return Ok(None);
-    }
-    let port = match addr.parse::<u16>() {
-        Ok(p) => p,
-        Err(_) => addr
-            .parse::<std::net::SocketAddr>()
-            .map(|a| a.port())
-            .map_err(|_| {
-                anyhow::anyhow!(
-                    "service.listen_stream {addr:?}: expected PORT, IP:PORT, [IPv6]:PORT or /path"
-                )
-            })?,
-    };
-    if port == 0 {
-        bail!("service.listen_stream {addr:?}: port 0");
-    }
-    Ok(Some(port))
-}
-
 /// The port a health probe targets, if it names one.
-fn probe_port(h: &HealthSection) -> Option<u16> {
-    let hostport = match h.probe.as_str() {
-        "http" => {
-            let url = h.url.as_deref()?;
-            let rest = url.split_once("://").map_or(url, |(_, r)| r);
-            let authority = rest.split('/').next()?;
-            if authority
-                .rsplit_once(']')
-                .map_or(!authority.contains(':'), |(_, p)| !p.contains(':'))
-            {
-                return Some(if url.starts_with("https") { 443 } else { 80 });
-            }
-            authority.to_owned()
-        }
-        "tcp" => h.address.clone()?,
-        _ => return None,
-    };
-    hostport.rsplit_once(':')?.1.parse().ok()
+fn probe_port(probe: &Probe) -> Option<u16> {
+    match probe {
+        Probe::Http { url, .. } => url.parts().map(|(a, _, _)| a.port()),
+        Probe::Tcp { address } => address.socket_addr().map(|a| a.port()),
+        Probe::Exec { .. } | Probe::None => None,
+    }
 }
 
 fn validate_service(p: &Project) -> Result<()> {
     let s = &p.service;
-    for (k, v) in &s.environment {
-        let ok = k
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
-            && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-        if !ok {
-            bail!("service.environment: {k:?} is not an environment variable name ([A-Za-z_][A-Za-z0-9_]*)");
-        }
-        check_unit_text(&format!("service.environment.{k}"), v)?;
-    }
-    for a in &s.args {
-        check_unit_text("service.args entry", a)?;
-    }
-    let mut ports = Vec::new();
-    for l in &s.listen_stream {
-        ports.extend(listen_port(l)?);
-    }
-    for c in &s.capabilities {
-        if !CAPABILITIES.contains(&c.as_str()) {
-            bail!("service.capabilities: unknown capability {c:?} (e.g. CAP_NET_BIND_SERVICE)");
+    let run = p.layout().run();
+    for a in &s.listen_stream {
+        if let Some(path) = a.path() {
+            if !path.is_within(&run) || path == run {
+                bail!("service.listen_stream {a}: a UNIX socket must be under {run}/");
+            }
         }
     }
-    for f in &s.extra_address_families {
-        if !ADDRESS_FAMILIES.contains(&f.as_str()) {
-            bail!(
-                "service.extra_address_families: {f:?} is not one of {} (AF_INET, AF_INET6 and AF_UNIX are always allowed)",
-                ADDRESS_FAMILIES.join(", ")
-            );
-        }
+    if s.watchdog_sec.is_some() && s.kind != ServiceType::Notify {
+        bail!(
+            "service.watchdog_sec needs type = \"notify\": only a notify service sends WATCHDOG=1"
+        );
     }
-    for a in &s.ip_address_allow {
-        let (ip, prefix) = a
-            .split_once('/')
-            .map_or((a.as_str(), None), |(i, p)| (i, Some(p)));
-        let keyword = matches!(a.as_str(), "any" | "localhost" | "link-local" | "multicast");
-        let max = match ip.parse::<std::net::IpAddr>() {
-            Ok(std::net::IpAddr::V4(_)) => 32,
-            Ok(std::net::IpAddr::V6(_)) => 128,
-            Err(_) => 0,
-        };
-        let prefix_ok = prefix.is_none_or(|p| p.parse::<u8>().is_ok_and(|n| n <= max));
-        if !keyword && (max == 0 || !prefix_ok) {
-            bail!("service.ip_address_allow: {a:?} is not an address, a prefix (10.0.0.0/8) or any/localhost/link-local/multicast");
-        }
-    }
-    if let Some(w) = s.watchdog_sec {
-        if s.kind != ServiceType::Notify {
-            bail!("service.watchdog_sec needs type = \"notify\": only a notify service sends WATCHDOG=1");
-        }
-        if !(1..=3600).contains(&w) {
-            bail!("service.watchdog_sec must be 1..=3600");
-        }
-    }
-    if s.limit_nofile == 0 || s.limit_nofile > 1 << 20 {
-        bail!("service.limit_nofile must be 1..=1048576 (the kernel's default nr_open)");
-    }
-    if !s.security_threshold.is_finite() || !(0.0..=10.0).contains(&s.security_threshold) {
-        bail!("service.security_threshold must be 0.0..=10.0 (systemd-analyze security's exposure scale)");
-    }
-    if s.restart_prevent_exit_status.contains(&0) {
-        bail!("service.restart_prevent_exit_status: 0 is success, which never restarts anyway");
-    }
-    if !(1..=3600).contains(&p.health.timeout_secs) {
-        bail!("health.timeout_secs must be 1..=3600");
-    }
-    // A service that binds a port < 1024 itself needs CAP_NET_BIND_SERVICE, which
-    // PrivateUsers= voids: say so at build time, not as EACCES on the host.
-    if let Some(port) = probe_port(&p.health).filter(|&port| port < 1024) {
-        if !ports.contains(&port) && !s.capabilities.iter().any(|c| c == "CAP_NET_BIND_SERVICE") {
+    Ok(())
+}
+
+/// A service that binds a port < 1024 itself needs `CAP_NET_BIND_SERVICE`, which
+/// `PrivateUsers=` voids: say so at build time (for each environment's resolved probe),
+/// not as EACCES on the host.
+pub fn check_probe_port(p: &Project, probe: &Probe) -> Result<()> {
+    let s = &p.service;
+    if let Some(port) = probe_port(probe).filter(|&port| port < 1024) {
+        let held = s.listen_stream.iter().any(|a| a.port() == Some(port));
+        if !held && !s.capabilities.contains(&Capability::NetBindService) {
             bail!(
                 "the health probe targets port {port} < 1024, which the service cannot bind under ferry's \
                  hardening (no capabilities, PrivateUsers=yes). Prefer socket activation: \
@@ -691,147 +959,81 @@ fn validate_service(p: &Project) -> Result<()> {
     Ok(())
 }
 
-fn validate_logs(l: &LogsSection) -> Result<()> {
-    if !matches!(l.reopen_signal.as_str(), "HUP" | "USR1" | "USR2") {
-        bail!("logs.reopen_signal must be HUP, USR1 or USR2 (without SIG)");
-    }
-    if !matches!(
-        l.frequency.as_str(),
-        "daily" | "weekly" | "monthly" | "yearly"
-    ) {
-        bail!("logs.frequency must be daily, weekly, monthly or yearly (logrotate runs daily on Debian)");
-    }
-    let digits = l.max_size.trim_end_matches(['k', 'K', 'M', 'G']);
-    if digits.is_empty()
-        || !digits.bytes().all(|b| b.is_ascii_digit())
-        || l.max_size.len() - digits.len() > 1
-    {
-        bail!(
-            "logs.max_size {:?}: expected a number with an optional k, M or G suffix",
-            l.max_size
-        );
-    }
-    if l.rotate > 1000 {
-        bail!("logs.rotate must be at most 1000");
-    }
-    Ok(())
-}
-
-fn validate_vars(p: &Project) -> Result<()> {
-    let tables = std::iter::once(("[vars]".to_owned(), &p.vars)).chain(
-        p.environments
-            .values
-            .iter()
-            .map(|(e, t)| (format!("[environments.{e}]"), t)),
-    );
-    for (place, table) in tables {
-        for k in table.keys() {
-            if RESERVED_VARS.contains(&k.as_str()) {
-                bail!("{place}: {k:?} is reserved (templates already get {k}); rename it");
-            }
-            let ident = k
-                .bytes()
-                .next()
-                .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
-                && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-            if !ident {
-                bail!("{place}: {k:?} is not usable as a template variable (letters, digits and _ only)");
-            }
-        }
-    }
-    Ok(())
-}
-
-fn validate_layout(p: &Project) -> Result<()> {
-    let app = &p.app.name;
-    let allowed = ferry_format::manifest::allowed_prefixes(app);
-    for d in &p.directories {
-        let inside = allowed.iter().any(|a| {
-            d.path == *a
-                || d.path
-                    .strip_prefix(a.as_str())
-                    .is_some_and(|r| r.starts_with('/'))
-        });
-        if !inside {
-            bail!(
-                "directory {} must be under one of {}",
-                d.path,
-                allowed.join(", ")
-            );
-        }
-        for n in [&d.owner, &d.group].into_iter().flatten() {
-            Name::new(n).with_context(|| format!("directory {} owner/group", d.path))?;
-        }
-    }
-    let mut seen = std::collections::BTreeSet::new();
-    for s in &p.secrets {
-        if !seen.insert(&s.name) {
-            bail!("secret {} is declared twice", s.name);
-        }
-        let file = if s.kind == "credential" {
-            s.name.clone()
-        } else {
-            format!("{}.env", s.name)
-        };
-        if p.configs
-            .iter()
-            .any(|c| c.dest == format!("/etc/{app}/{file}"))
-        {
-            bail!(
-                "secret {} would land on /etc/{app}/{file}, which is also a config file",
-                s.name
-            );
-        }
-    }
-    Ok(())
-}
-
 /// `ferry build` refuses a value that carries a secret inline; see [`secrets`].
 fn refuse_inline_secrets(p: &Project) -> Result<()> {
     let allow = &p.build.not_secrets;
     let mut found = Vec::new();
-    secrets::scan_table("[vars] (every environment)", &p.vars, allow, &mut found);
-    for (env, table) in &p.environments.values {
-        secrets::scan_table(&format!("[environments.{env}]"), table, allow, &mut found);
+    secrets::scan_table("[vars] (every environment)", &p.vars.0, allow, &mut found);
+    for (env, e) in &p.environments.values {
+        secrets::scan_table(
+            &format!("[environments.{env}]"),
+            &e.vars.0,
+            allow,
+            &mut found,
+        );
+        let env_table: toml::Table = e
+            .service
+            .environment
+            .iter()
+            .map(|(k, v)| (k.to_string(), toml::Value::String(v.to_string())))
+            .collect();
+        secrets::scan_table(
+            &format!("[environments.{env}.service] environment"),
+            &env_table,
+            allow,
+            &mut found,
+        );
+        if let Some(args) = &e.service.args {
+            let args: Vec<String> = args.iter().map(ToString::to_string).collect();
+            secrets::scan_args(
+                &format!("[environments.{env}.service] args"),
+                &args,
+                allow,
+                &mut found,
+            );
+        }
+        if let Some(h) = &e.health {
+            secrets::scan_args(
+                &format!("[environments.{env}.health]"),
+                &h.probe.texts(),
+                allow,
+                &mut found,
+            );
+        }
     }
     let env_table: toml::Table = p
         .service
         .environment
         .iter()
-        .map(|(k, v)| (k.clone(), toml::Value::String(v.clone())))
+        .map(|(k, v)| (k.to_string(), toml::Value::String(v.to_string())))
         .collect();
     secrets::scan_table("service.environment", &env_table, allow, &mut found);
-    secrets::scan_args("service.args", &p.service.args, allow, &mut found);
+    let args: Vec<String> = p.service.args.iter().map(ToString::to_string).collect();
+    secrets::scan_args("service.args", &args, allow, &mut found);
     let ldflags: toml::Table = p
         .build
         .ldflags_x
         .iter()
-        .map(|(k, v)| (k.clone(), toml::Value::String(v.clone())))
+        .map(|(k, v)| (k.to_string(), toml::Value::String(v.to_string())))
         .collect();
     secrets::scan_table("build.ldflags_x", &ldflags, allow, &mut found);
-    let probe = [p.health.url.as_deref(), p.health.address.as_deref()]
-        .into_iter()
-        .flatten()
-        .map(ToOwned::to_owned)
-        .chain(p.health.argv.iter().cloned())
-        .collect::<Vec<_>>();
-    secrets::scan_args("health", &probe, allow, &mut found);
+    secrets::scan_args("health", &p.health.probe.texts(), allow, &mut found);
     if found.is_empty() {
         return Ok(());
     }
     let lines: Vec<String> = found
         .iter()
-        .map(|f| format!("  {}: {} ({})", f.place, f.key, f.reason.describe()))
+        .map(|f| format!("{}: {} ({})", f.place, f.key, f.reason.describe()))
         .collect();
     let name_only = found.iter().all(|f| !f.reason.is_value_evidence());
     bail!(
-        "ferry.toml carries what looks like a secret inline, and a bundle must never hold one:\n{}\n\
+        "carries what looks like a secret inline ({}), and a bundle must never hold one. \
          Declare it as a secret instead: [[secrets]] name = \"NAME\" (kind \"credential\" for \
          LoadCredential=, or \"environment_file\" for EnvironmentFile=); the installer creates \
          the file empty (0600) and an operator fills it on the host. Point the config at \
-         /run/credentials/{}.service/NAME (the secret's credential_path in templates).{}",
-        lines.join("\n"),
-        p.app.name,
+         {}/NAME (the secret's credential_path in templates).{}",
+        lines.join("; "),
+        p.layout().credentials_dir(),
         if name_only {
             " If a value is not a secret, list its key in [build] not_secrets."
         } else {
@@ -847,7 +1049,7 @@ mod tests {
     const BASE: &str = "[app]\nname = \"hello\"\nversion = \"1.0.0\"\n";
 
     fn check(extra: &str) -> Result<Vec<Target>> {
-        let p: Project = toml::from_str(&format!("{BASE}{extra}"))?;
+        let p = parse(&format!("{BASE}{extra}"))?;
         validate(&p)
     }
 
@@ -862,9 +1064,146 @@ mod tests {
             "/../examples/hello/ferry.toml"
         ))
         .unwrap();
-        let p: Project = toml::from_str(&text).unwrap();
+        let p = parse(&text).unwrap();
         validate(&p).unwrap();
         assert!(!p.socket_activated() && !p.private_network() && p.private_users());
+        assert_eq!(p.app.package.as_str(), "./cmd/hello");
+        assert_eq!(p.default_env().as_str(), "prod");
+    }
+
+    /// Each value is refused where it is parsed, with its line, key path and value.
+    #[test]
+    fn parse_errors_name_line_key_and_value() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "[app]\nname = \"Hello\"\nversion = \"1\"\n",
+                "2: app.name: invalid name \"Hello\"",
+            ),
+            (
+                "[app]\nname = \"ferry\"\nversion = \"1\"\n",
+                "2: app.name: app name \"ferry\" is reserved",
+            ),
+            (
+                "[app]\nname = \"a\"\nversion = \"../1\"\n",
+                "3: app.version: invalid version \"../1\"",
+            ),
+            (
+                "[app]\nname = \"a\"\nversion = \"1\"\ndescription = \"x\\nExecStartPre=+/bin/sh\"\n",
+                "4: app.description: text \"x\\nExecStartPre=+/bin/sh\" contains a control character",
+            ),
+            (
+                "[app]\nname = \"a\"\nversion = \"1\"\npackage = \"-toolexec=./evil.sh\"\n",
+                "4: app.package: \"-toolexec=./evil.sh\" is not a Go package ferry builds",
+            ),
+            (
+                "[app]\nname = \"a\"\nversion = \"1\"\nversion_variable = \"main.v -X main.admin\"\n",
+                "4: app.version_variable: \"main.v -X main.admin\" is not a Go variable",
+            ),
+            (
+                "[app]\nname = \"a\"\nversion = \"1\"\nbogus = 1\n",
+                "4: app.bogus: unknown field `bogus`",
+            ),
+            ("[app]\nname = \"a\"\n", "1: app: missing field `version`"),
+            ("[app\n", "1: invalid table header"),
+        ];
+        for (text, want) in cases {
+            let e = parse(text).expect_err(text).to_string();
+            assert!(e.starts_with(want), "{text:?}\n got: {e}\nwant: {want}");
+            assert!(!e.contains('\n'), "one line: {e:?}");
+        }
+    }
+
+    #[test]
+    fn value_table() {
+        let cases: &[(&str, Option<&str>)] = &[
+            // [build]
+            ("[build]\ntargets = [\"linux/mips\"]\n", Some("build.targets[0]: unsupported target \"linux/mips\"")),
+            ("[build]\ntargets = []\n", Some("build.targets is empty")),
+            ("[build]\ntags = [\"netgo\", \"osusergo\"]\n", None),
+            ("[build]\ntags = [\"a,b\"]\n", Some("build.tags[0]: \"a,b\" is not a Go build tag")),
+            ("[build]\ntags = [\"-race\"]\n", Some("build.tags[0]")),
+            ("[build]\nldflags_x = { \"main.commit\" = \"abc def\" }\n", None),
+            ("[build]\nldflags_x = { \"main.x -X main.y\" = \"1\" }\n", Some("build.ldflags_x.main.x -X main.y: \"main.x -X main.y\" is not a Go variable")),
+            ("[build]\nldflags_x = { \"main.x\" = \"a\\nb\" }\n", Some("build.ldflags_x.main.x: \"a\\nb\" contains a control character")),
+            ("[build]\nldflags_x = { \"main.x\" = \"'\\\"\" }\n", Some("holds both")),
+            ("[build]\nzstd_level = 23\n", Some("build.zstd_level: 23 is out of range")),
+            // [service]
+            ("[service]\nlisten_stream = [\"127.0.0.1:8080\", \"[::1]:8080\", \"8081\", \"/run/hello/hello.sock\"]\n", None),
+            ("[service]\nlisten_stream = [\"localhost:8080\"]\n", Some("service.listen_stream[0]: invalid listen address \"localhost:8080\"")),
+            ("[service]\nlisten_stream = [\"0\"]\n", Some("invalid listen address \"0\"")),
+            ("[service]\nlisten_stream = [\"/run/other/x.sock\"]\n", Some("must be under /run/hello/")),
+            ("[service]\ncapabilities = [\"CAP_NET_BIND_SERVICE\"]\n", None),
+            ("[service]\ncapabilities = [\"NET_BIND_SERVICE\"]\n", Some("service.capabilities[0]: unknown capability \"NET_BIND_SERVICE\"")),
+            ("[service]\nextra_address_families = [\"AF_NETLINK\"]\n", None),
+            ("[service]\nextra_address_families = [\"AF_INET\"]\n", Some("always allowed")),
+            ("[service]\nip_address_allow = [\"localhost\", \"10.0.0.0/8\", \"::1/128\"]\n", None),
+            ("[service]\nip_address_allow = [\"10.0.0.0/33\"]\n", Some("service.ip_address_allow[0]: invalid IP address allowance")),
+            ("[service]\nwatchdog_sec = 30\n", None),
+            ("[service]\nwatchdog_sec = 0\n", Some("service.watchdog_sec: 0 is out of range")),
+            ("[service]\ntype = \"exec\"\nwatchdog_sec = 30\n", Some("needs type = \"notify\"")),
+            ("[service]\ntype = \"forking\"\n", Some("service.type: \"forking\" is not a service type ferry runs")),
+            ("[service]\nenvironment = { \"BAD-NAME\" = \"x\" }\n", Some("\"BAD-NAME\" is not an environment variable name")),
+            ("[service]\nenvironment = { A = \"line\\nbreak\" }\n", Some("service.environment.A: \"line\\nbreak\" contains a control character")),
+            ("[service]\nargs = [\"ok\", \"a\\tb\"]\n", Some("service.args[1]: \"a\\tb\" contains a control character")),
+            ("[service]\nlimit_nofile = 0\n", Some("service.limit_nofile: 0 is out of range")),
+            ("[service]\nsecurity_threshold = 11.0\n", Some("service.security_threshold: 11 is out of range")),
+            ("[service]\nrestart_prevent_exit_status = [0]\n", Some("0 is success")),
+            ("[service]\nrestart_prevent_exit_status = [256]\n", Some("service.restart_prevent_exit_status[0]")),
+            ("[service]\nuser = \"root\"\n", Some("service.user: root is refused")),
+            ("[service]\ngroup = \"root\"\n", Some("service.group: root is refused")),
+            ("[service]\nsupplementary_groups = [\"root\"]\n", Some("service.supplementary_groups[0]: root is refused")),
+            ("[service]\nsupplementary_groups = [\"adm\", \"adm\"]\n", Some("listed twice")),
+            ("[service]\nuser = \"Root\"\n", Some("service.user: invalid name \"Root\"")),
+            ("[service]\naccount = \"borrowed\"\n", Some("service.account: unknown variant `borrowed`")),
+            ("[service.sandbox]\nproc_subset = \"all\"\nprofile = \"host-metrics\"\n", None),
+            ("[service.sandbox]\nprofile = \"wide-open\"\n", Some("service.sandbox: profile \"wide-open\" is unknown; known profiles are default, host-metrics")),
+            ("[service.sandbox]\nno_new_privileges = false\n", Some("service.sandbox: unknown sandbox setting \"no_new_privileges\"")),
+            ("[service.sandbox]\nproc_subset = \"everything\"\n", Some("sandbox setting proc_subset = \"everything\"")),
+            ("[service.sandbox]\nprivate_tmp = 1\n", Some("private_tmp = 1: expected a string or true/false")),
+            // [logs]
+            ("[logs]\nreopen_signal = \"SIGHUP\"\n", Some("logs.reopen_signal: \"SIGHUP\" is not HUP, USR1 or USR2")),
+            ("[logs]\nfrequency = \"hourly\"\n", Some("logs.frequency: unknown variant `hourly`")),
+            ("[logs]\nmax_size = \"100MB\"\n", Some("logs.max_size: \"100MB\": expected a number")),
+            ("[logs]\nmax_size = \"512k\"\n", None),
+            ("[logs]\nrotate = 5000\n", Some("logs.rotate: 5000 is out of range")),
+            // [health]
+            ("[health]\nprobe = \"http\"\n", Some("health: probe = \"http\" needs url")),
+            ("[health]\nprobe = \"tcp\"\naddress = \"127.0.0.1:8080\"\nurl = \"http://127.0.0.1:8080/\"\n", Some("health: url is set but probe = \"tcp\" does not use it")),
+            ("[health]\nprobe = \"http\"\nurl = \"http://example.com:8080/\"\n", Some("health.url: invalid health URL")),
+            ("[health]\nprobe = \"exec\"\nargv = [\"curl\", \"-f\"]\n", Some("health: invalid command \"curl -f\": expected an absolute program path")),
+            ("[health]\nprobe = \"exec\"\nargv = [\"/usr/bin/curl\", \"-f\", \"http://127.0.0.1:8080/\"]\n", None),
+            ("[health]\nprobe = \"ping\"\n", Some("health.probe: unknown variant `ping`")),
+            ("[health]\ntimeout_secs = 0\n", Some("health.timeout_secs: 0 is out of range")),
+            // [[config]], [[directories]], [[secrets]], [templates]
+            ("[[config]]\ntemplate = \"/etc/shadow\"\ndest = \"/etc/hello/x\"\n", Some("config[0].template: \"/etc/shadow\" is not a file inside the project")),
+            ("[[config]]\ntemplate = \"../../keys/release.key\"\ndest = \"/etc/hello/x\"\n", Some("config[0].template: \"../../keys/release.key\" is not a file inside the project")),
+            ("[[config]]\ntemplate = \"c.j2\"\ndest = \"/etc/hello/../shadow\"\n", Some("config[0].dest: invalid host path")),
+            ("[[config]]\ntemplate = \"c.j2\"\ndest = \"/etc/hellothere/x\"\n", Some("configs are installed directly in /etc/hello/")),
+            ("[[config]]\ntemplate = \"c.j2\"\ndest = \"/etc/hello/x\"\nmode = \"640\"\n", Some("config[0].mode: invalid mode \"640\"")),
+            ("[[config]]\ntemplate = \"c.j2\"\ndest = \"/etc/hello/x\"\non_upgrade = \"merge\"\n", Some("config[0].on_upgrade: unknown variant `merge`")),
+            ("[[directories]]\npath = \"/var/lib/hello/x\"\nacl = [\"group:adm:rwz\"]\n", Some("directories[0].acl[0]: invalid ACL entry")),
+            ("[[secrets]]\nname = \"a\"\nkind = \"file\"\n", Some("secrets[0].kind: unknown variant `file`")),
+            ("[templates]\nunit = \"/etc/shadow\"\n", Some("templates.unit: \"/etc/shadow\" is not a file inside the project")),
+            ("[templates]\ntmpfiles = \"x/../../y\"\n", Some("templates.tmpfiles")),
+            ("[templates]\nunits = \"x\"\n", Some("templates.units: unknown field")),
+            // [vars], [environments]
+            ("[environments]\ndefault = \"prod\"\n[environments.dev]\nx = 1\n", Some("environments.default = \"prod\" but there is no [environments.prod]")),
+            ("[environments.Prod]\nx = 1\n", Some("environment name: invalid name \"Prod\"")),
+        ];
+        for (extra, want) in cases {
+            match (check(extra), want) {
+                (Ok(_), None) => {}
+                (Err(e), Some(w)) => {
+                    let e = format!("{e:#}");
+                    assert!(e.contains(w), "{extra}\n got: {e}\nwant: {w}");
+                    assert!(!e.contains('\n'), "one line: {e:?}");
+                }
+                (r, w) => panic!(
+                    "{extra}: got {:?}, wanted error containing {w:?}",
+                    r.map(|_| ())
+                ),
+            }
+        }
     }
 
     #[test]
@@ -882,51 +1221,13 @@ mod tests {
         .unwrap();
         check("[health]\nprobe = \"tcp\"\naddress = \"127.0.0.1:8080\"\n").unwrap();
         assert!(err("[health]\nprobe = \"tcp\"\naddress = \"127.0.0.1:443\"\n").contains("443"));
-        assert!(err("[health]\nprobe = \"http\"\nurl = \"https://[::1]/x\"\n").contains("443"));
-    }
-
-    #[test]
-    fn service_table() {
-        let cases: &[(&str, Option<&str>)] = &[
-            ("[service]\nlisten_stream = [\"127.0.0.1:8080\", \"[::1]:8080\", \"8081\", \"/run/hello/hello.sock\"]\n", None),
-            ("[service]\nlisten_stream = [\"localhost:8080\"]\n", Some("expected PORT")),
-            ("[service]\nlisten_stream = [\"0\"]\n", Some("port 0")),
-            ("[service]\ncapabilities = [\"CAP_NET_BIND_SERVICE\"]\n", None),
-            ("[service]\ncapabilities = [\"NET_BIND_SERVICE\"]\n", Some("unknown capability")),
-            ("[service]\nextra_address_families = [\"AF_NETLINK\"]\n", None),
-            ("[service]\nextra_address_families = [\"AF_INET\"]\n", Some("always allowed")),
-            ("[service]\nip_address_allow = [\"localhost\", \"10.0.0.0/8\", \"::1/128\"]\n", None),
-            ("[service]\nip_address_allow = [\"10.0.0.0/33\"]\n", Some("ip_address_allow")),
-            ("[service]\nwatchdog_sec = 30\n", None),
-            ("[service]\ntype = \"exec\"\nwatchdog_sec = 30\n", Some("needs type = \"notify\"")),
-            ("[service]\nenvironment = { \"BAD-NAME\" = \"x\" }\n", Some("not an environment variable name")),
-            ("[service]\nenvironment = { A = \"line\\nbreak\" }\n", Some("control character")),
-            ("[service]\nargs = [\"a\\tb\"]\n", Some("control character")),
-            ("[service]\nlimit_nofile = 0\n", Some("limit_nofile")),
-            ("[service]\nsecurity_threshold = 11.0\n", Some("security_threshold")),
-            ("[service]\nrestart_prevent_exit_status = [0]\n", Some("0 is success")),
-            ("[service]\nuser = \"root\"\n", Some("must not run as root")),
-            ("[logs]\nreopen_signal = \"SIGHUP\"\n", Some("reopen_signal")),
-            ("[logs]\nfrequency = \"hourly\"\n", Some("frequency")),
-            ("[logs]\nmax_size = \"100MB\"\n", Some("max_size")),
-            ("[logs]\nmax_size = \"512k\"\n", None),
-        ];
-        for (extra, want) in cases {
-            match (check(extra), want) {
-                (Ok(_), None) => {}
-                (Err(e), Some(w)) => assert!(format!("{e:#}").contains(w), "{extra}: {e:#}"),
-                (r, w) => panic!(
-                    "{extra}: got {:?}, wanted error containing {w:?}",
-                    r.map(|_| ())
-                ),
-            }
-        }
     }
 
     #[test]
     fn vars_may_not_shadow_the_context_and_must_be_identifiers() {
-        assert!(err("[vars]\napp = \"x\"\n").contains("reserved"));
-        assert!(err("[environments.prod]\nsecrets = \"x\"\n").contains("[environments.prod]"));
+        assert!(err("[vars]\napp = \"x\"\n").contains("vars: \"app\" is reserved"));
+        assert!(err("[environments.prod]\nsecrets = \"x\"\n")
+            .contains("environments.prod: \"secrets\" is reserved"));
         assert!(
             err("[vars]\n\"log-level\" = \"x\"\n").contains("not usable as a template variable")
         );
@@ -953,6 +1254,28 @@ mod tests {
     }
 
     #[test]
+    fn sandbox_profile_and_knobs_resolve() {
+        let p = parse(&format!(
+            "{BASE}[service.sandbox]\nprofile = \"host-metrics\"\nprivate_tmp = false\nprotect_home = \"yes\"\n"
+        ))
+        .unwrap();
+        let relaxed: Vec<(&str, &str)> = p
+            .service
+            .sandbox
+            .relaxations()
+            .iter()
+            .map(|(k, v)| (k.key, *v))
+            .collect();
+        assert!(relaxed.contains(&("private_tmp", "no")), "{relaxed:?}");
+        assert!(relaxed.contains(&("proc_subset", "all")), "{relaxed:?}");
+        // The hardened value given explicitly removes the profile's relaxation.
+        assert!(
+            !relaxed.iter().any(|(k, _)| *k == "protect_home"),
+            "{relaxed:?}"
+        );
+    }
+
+    #[test]
     fn inline_secrets_are_refused_with_key_and_environment() {
         let e = err("[environments.prod]\ndb_password = \"hunter2\"\n");
         assert!(
@@ -970,10 +1293,10 @@ mod tests {
         assert!(err("[service]\nargs = [\"--password=pw\"]\n").contains("service.args"));
         assert!(err("[build]\nldflags_x = { \"main.apiKey\" = \"k\" }\n")
             .contains("build.ldflags_x: main.apiKey"));
-        assert!(
-            err("[health]\nprobe = \"http\"\nurl = \"http://u:pw@127.0.0.1:8080/\"\n")
-                .contains("health")
-        );
+        assert!(err(
+            "[health]\nprobe = \"exec\"\nargv = [\"/usr/bin/curl\", \"--token=hunter2\"]\n"
+        )
+        .contains("health"));
         check("[vars]\ntoken_file = \"/run/credentials/hello.service/admin-token\"\n").unwrap();
         check("[build]\nnot_secrets = [\"password_rules\"]\n[vars]\npassword_rules = \"strict\"\n")
             .unwrap();

@@ -5,22 +5,31 @@
 //! Everything is rendered at build time, so the signed bundle holds the exact bytes that
 //! land on the host and the manifest's digests cover them. Host-specific values belong in
 //! systemd specifiers (`%H`, `%d` for credentials) or in secrets, never in templates.
+//!
+//! Every value here comes from `ferry.toml`'s validated types, and every host and payload
+//! path from `ferry_format::layout`. Each rendered file, configs included, goes through
+//! the secret scanner before it can be packed, and the generated files are held against
+//! the declared footprint (`ferry_format::conform`) as soon as they are rendered, before
+//! anything is compiled.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context as _, Result};
+use ferry_format::footprint::ListenAddr;
 use ferry_format::install::{
-    AclEntry, ConfigFile, Directory, Health, HostPath, Install, Keep, Name, OnUpgrade, Probe,
-    Secret, SecretKind,
+    ConfigFile, Directory, Environment, Health, HostPath, Install, Keep, LogFiles, Name, Secret,
+    SecretKind, Service,
 };
-use ferry_format::manifest::Role;
+use ferry_format::layout::Layout;
+use ferry_format::manifest::{App, Arch, Build, Manifest, Role, Target, FORMAT_VERSION};
 use ferry_format::mode::Mode;
+use ferry_format::sandbox::Sandbox;
 use ferry_format::EntryPath;
-use minijinja::{Environment, UndefinedBehavior};
+use minijinja::UndefinedBehavior;
 use serde::Serialize;
 
-use crate::project::{Loaded, Project};
+use crate::project::types::{ProjectPath, UnitText};
+use crate::project::{files, Loaded, LogsMode, Project};
 
 /// The default templates, compiled in so an installed `ferry` needs no data files.
 const DEFAULTS: &[(&str, &str)] = &[
@@ -50,6 +59,9 @@ pub struct RenderedFile {
     pub mode: Mode,
     pub role: Role,
     pub data: Vec<u8>,
+    /// Where its bytes came from, for messages: `templates/unit.service.j2` (ferry's
+    /// default), the project's template relative to the project, or a packed file.
+    pub template: String,
 }
 
 #[derive(Debug, Clone)]
@@ -89,40 +101,39 @@ pub struct TemplateError {
     pub detail: String,
 }
 
-fn n(s: &str) -> Result<Name> {
-    Name::new(s).map_err(Into::into)
+fn root() -> Name {
+    Name::new("root").expect("a valid name")
 }
 
-fn mode(s: &str) -> Result<Mode> {
-    Mode::parse(s).map_err(Into::into)
+fn mode(bits: u32) -> Mode {
+    Mode::new(bits).expect("permission bits")
 }
 
 /// Directories every service gets, then the project's own, merged by path.
-pub fn directories(p: &Project) -> Result<Vec<Directory>> {
-    let app = &p.app.name;
+pub fn directories(p: &Project) -> Vec<Directory> {
+    let l = p.layout();
     let (user, group) = (p.user(), p.group());
-    let mut dirs: BTreeMap<String, Directory> = BTreeMap::new();
+    let mut dirs: BTreeMap<HostPath, Directory> = BTreeMap::new();
     let defaults = [
-        (format!("/opt/{app}"), "root", "root", "0755", Keep::Release),
-        (
-            format!("/opt/{app}/releases"),
-            "root",
-            "root",
-            "0755",
-            Keep::Release,
-        ),
-        (format!("/etc/{app}"), "root", group, "0750", Keep::Config),
-        (format!("/var/lib/{app}"), user, group, "0750", Keep::Data),
-        (format!("/var/log/{app}"), user, group, "0750", Keep::Data),
+        (l.opt(), root(), root(), 0o755, Keep::Release),
+        (l.releases(), root(), root(), 0o755, Keep::Release),
+        (l.etc(), root(), group.clone(), 0o750, Keep::Config),
+        (l.lib(), user.clone(), group.clone(), 0o750, Keep::Data),
+        (l.log(), user.clone(), group.clone(), 0o750, Keep::Data),
     ];
-    for (path, owner, grp, m, keep) in defaults {
+    // Journal-only services get no log directory.
+    let files = p.logs.mode == LogsMode::Files;
+    for (path, owner, group, bits, keep) in defaults {
+        if path == l.log() && !files {
+            continue;
+        }
         dirs.insert(
             path.clone(),
             Directory {
-                path: HostPath::new(&path)?,
-                owner: n(owner)?,
-                group: n(grp)?,
-                mode: mode(m)?,
+                path,
+                owner,
+                group,
+                mode: mode(bits),
                 acl: Vec::new(),
                 default_acl: Vec::new(),
                 keep,
@@ -130,106 +141,197 @@ pub fn directories(p: &Project) -> Result<Vec<Directory>> {
         );
     }
     for d in &p.directories {
-        let existing = dirs.get(&d.path).cloned();
-        let keep = existing.as_ref().map_or(Keep::Data, |e| e.keep);
+        let existing = dirs.get(&d.path);
         let dir = Directory {
-            path: HostPath::new(&d.path)?,
-            owner: n(d
+            path: d.path.clone(),
+            owner: d
                 .owner
-                .as_deref()
-                .unwrap_or_else(|| existing.as_ref().map_or(user, |e| e.owner.as_str())))?,
-            group: n(d
+                .clone()
+                .unwrap_or_else(|| existing.map_or_else(|| user.clone(), |e| e.owner.clone())),
+            group: d
                 .group
-                .as_deref()
-                .unwrap_or_else(|| existing.as_ref().map_or(group, |e| e.group.as_str())))?,
-            mode: match &d.mode {
-                Some(m) => mode(m)?,
-                None => existing.as_ref().map_or(Mode::parse("0750")?, |e| e.mode),
-            },
-            acl: d
-                .acl
-                .iter()
-                .map(|a| AclEntry::new(a))
-                .collect::<Result<_, _>>()?,
-            default_acl: d
-                .default_acl
-                .iter()
-                .map(|a| AclEntry::new(a))
-                .collect::<Result<_, _>>()?,
-            keep,
+                .clone()
+                .unwrap_or_else(|| existing.map_or_else(|| group.clone(), |e| e.group.clone())),
+            mode: d
+                .mode
+                .unwrap_or_else(|| existing.map_or(mode(0o750), |e| e.mode)),
+            acl: d.acl.clone(),
+            default_acl: d.default_acl.clone(),
+            keep: existing.map_or(Keep::Data, |e| e.keep),
         };
         dirs.insert(d.path.clone(), dir);
     }
-    Ok(dirs.into_values().collect())
+    dirs.into_values().collect()
 }
 
-fn secrets(p: &Project) -> Result<Vec<Secret>> {
-    let app = &p.app.name;
+fn secrets(p: &Project) -> Vec<Secret> {
+    let l = p.layout();
     p.secrets
         .iter()
-        .map(|s| {
-            let (kind, file) = if s.kind == "credential" {
-                (SecretKind::Credential, format!("/etc/{app}/{}", s.name))
-            } else {
-                (
-                    SecretKind::EnvironmentFile,
-                    format!("/etc/{app}/{}.env", s.name),
-                )
-            };
-            Ok(Secret {
-                name: n(&s.name)?,
-                path: HostPath::new(&file)?,
-                kind,
-                owner: n("root")?,
-                group: n("root")?,
-                mode: mode("0600")?,
-            })
+        .map(|s| Secret {
+            name: s.name.clone(),
+            path: l.secret_file(&s.name, s.kind),
+            kind: s.kind,
+            owner: root(),
+            group: root(),
+            mode: mode(0o600),
         })
         .collect()
 }
 
-fn health(p: &Project) -> Result<Health> {
-    let h = &p.health;
-    let probe = match h.probe.as_str() {
-        "http" => Probe::Http {
-            url: h
-                .url
-                .clone()
-                .ok_or_else(|| anyhow!("health.probe = \"http\" needs health.url"))?,
-        },
-        "tcp" => Probe::Tcp {
-            address: h
-                .address
-                .clone()
-                .ok_or_else(|| anyhow!("health.probe = \"tcp\" needs health.address"))?,
-        },
-        "exec" => {
-            if h.argv.is_empty() {
-                return Err(anyhow!("health.probe = \"exec\" needs health.argv"));
-            }
-            Probe::Exec {
-                argv: h.argv.clone(),
-            }
+/// What one environment makes of the service: `[environments.NAME.service]` and
+/// `.health` over the top-level sections, every `{{ var }}` rendered with that
+/// environment's values.
+pub struct EnvView {
+    pub name: Name,
+    /// `[vars]` with the environment's values over them, plus `env`.
+    pub ctx: minijinja::Value,
+    pub args: Vec<String>,
+    pub environment: BTreeMap<String, String>,
+    pub sandbox: Sandbox,
+    pub health: Health,
+}
+
+/// Renders a `ferry.toml` value that uses `{{ var }}`; plain text is returned as is.
+fn render_value(ctx: &minijinja::Value, what: &str, text: &str) -> Result<String> {
+    if !crate::project::types::is_template(text) {
+        return Ok(text.to_owned());
+    }
+    let out = render_one(&format!("ferry.toml {what}"), text, ctx)?;
+    UnitText::new(&out)
+        .map_err(|e| anyhow!("ferry.toml {what}: {text:?} renders to {out:?}: {}", e.0))?;
+    Ok(out)
+}
+
+/// Each environment's view of the service, in `env_names` order.
+pub fn env_views(p: &Project) -> Result<Vec<EnvView>> {
+    p.env_names()
+        .into_iter()
+        .map(|name| env_view(p, name))
+        .collect()
+}
+
+fn env_view(p: &Project, name: Name) -> Result<EnvView> {
+    let section = p.environments.values.get(&name);
+    let mut vars = p.vars.0.clone();
+    if let Some(e) = section {
+        for (k, v) in &e.vars.0 {
+            vars.insert(k.clone(), v.clone());
         }
-        _ => Probe::None,
+    }
+    let mut ctx_map: BTreeMap<String, minijinja::Value> = vars
+        .iter()
+        .map(|(k, v)| (k.clone(), minijinja::Value::from_serialize(v)))
+        .collect();
+    ctx_map.insert("env".into(), minijinja::Value::from(name.as_str()));
+    let ctx = minijinja::Value::from_serialize(&ctx_map);
+    let scope = |key: &str| match section {
+        Some(_) => format!("[environments.{name}] {key}"),
+        None => key.to_owned(),
     };
-    Ok(Health {
+
+    let args_src = section
+        .and_then(|e| e.service.args.as_ref())
+        .unwrap_or(&p.service.args);
+    let args = args_src
+        .iter()
+        .map(|a| render_value(&ctx, &scope("service.args"), a.as_str()))
+        .collect::<Result<Vec<_>>>()?;
+    let mut env_src: BTreeMap<String, String> = p
+        .service
+        .environment
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    if let Some(e) = section {
+        for (k, v) in &e.service.environment {
+            env_src.insert(k.to_string(), v.to_string());
+        }
+    }
+    let environment = env_src
+        .into_iter()
+        .map(|(k, v)| {
+            let out = render_value(&ctx, &scope(&format!("service.environment.{k}")), &v)?;
+            Ok((k, out))
+        })
+        .collect::<Result<_>>()?;
+
+    let mut sandbox = p.service.sandbox.clone();
+    if let Some(e) = section {
+        sandbox = crate::project::apply_sandbox(sandbox, &e.service.sandbox)
+            .map_err(|err| anyhow!("[environments.{name}.service.sandbox]: {err}"))?;
+    }
+    // A user namespace voids every capability, so a service that keeps one runs without.
+    if !p.service.capabilities.is_empty() {
+        sandbox
+            .set("private_users", "no")
+            .expect("private_users = no is a valid setting");
+    }
+
+    let hs = section.and_then(|e| e.health.as_ref()).unwrap_or(&p.health);
+    let probe = hs
+        .probe
+        .resolve(&|t| render_value(&ctx, &scope("health"), t))
+        .with_context(|| format!("the health probe of environment {name}"))?;
+    crate::project::check_probe_port(p, &probe).with_context(|| format!("environment {name}"))?;
+    let health = Health {
         probe,
-        timeout_secs: h.timeout_secs,
-        settle_secs: h.settle_secs,
+        timeout_secs: hs.timeout_secs.get(),
+        settle_secs: hs.settle_secs.get(),
+    };
+    Ok(EnvView {
+        name,
+        ctx,
+        args,
+        environment,
+        sandbox,
+        health,
     })
 }
 
+impl EnvView {
+    pub fn manifest_env(&self) -> Environment {
+        Environment {
+            name: self.name.clone(),
+            sandbox: self.sandbox.clone(),
+            health: self.health.clone(),
+        }
+    }
+}
+
+/// The service's part of the declared footprint.
+pub fn service(p: &Project, dirs: &[Directory]) -> Service {
+    let s = &p.service;
+    let l = p.layout();
+    let mut writable = vec![l.lib()];
+    if p.logs.mode == LogsMode::Files {
+        writable.push(l.log());
+    }
+    writable.extend(read_write_paths(p, dirs));
+    Service {
+        kind: s.kind,
+        capabilities: s.capabilities.clone(),
+        address_families: p.address_families(),
+        private_network: p.private_network(),
+        ip_address_allow: s.ip_address_allow.clone(),
+        listen: s.listen_stream.clone(),
+        writable_paths: writable,
+        reload_signal: p.service.reload_signal,
+    }
+}
+
+/// The template's name for messages and its text: the project's own (read safely from
+/// inside the project, see [`files::read`]) or ferry's default. `key` names the
+/// `ferry.toml` key that chose it.
 fn template_source(
     loaded: &Loaded,
-    override_path: Option<&PathBuf>,
+    override_path: Option<&ProjectPath>,
     default: &str,
+    key: &str,
 ) -> Result<(String, String)> {
-    if let Some(p) = override_path {
-        let full = loaded.dir.join(p);
-        let text = std::fs::read_to_string(&full)
-            .with_context(|| format!("reading template {}", full.display()))?;
-        return Ok((p.display().to_string(), text));
+    if let Some(rel) = override_path {
+        let text = files::read(&loaded.root, rel.as_path(), key)?;
+        return Ok((rel.to_string(), text));
     }
     let text = DEFAULTS
         .iter()
@@ -328,8 +430,10 @@ fn strict_escape(
     minijinja::filters::escape(state, v)
 }
 
-fn environment() -> Environment<'static> {
-    let mut env = Environment::new();
+fn environment() -> minijinja::Environment<'static> {
+    let mut env = minijinja::Environment::new();
+    // Configs are TOML, YAML, JSON, not HTML: values go in as written (`| tojson` quotes).
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_keep_trailing_newline(true);
     env.add_filter("tojson", strict_tojson);
@@ -418,46 +522,24 @@ fn defined(ctx: &minijinja::Value, dotted: &str) -> bool {
 /// Directories the service writes outside `StateDirectory=` and `LogsDirectory=`: every
 /// declared directory it owns becomes a `ReadWritePaths=` entry (ProtectSystem=strict makes
 /// everything else read-only).
-fn read_write_paths(p: &Project, dirs: &[Directory]) -> Vec<String> {
-    let app = &p.app.name;
-    let managed = [format!("/var/lib/{app}"), format!("/var/log/{app}")];
+fn read_write_paths(p: &Project, dirs: &[Directory]) -> Vec<HostPath> {
+    let l = p.layout();
+    let managed = [l.lib(), l.log()];
     dirs.iter()
-        .filter(|d| d.owner.as_str() == p.user())
-        .map(|d| d.path.to_string())
-        .filter(|path| {
-            !managed.iter().any(|m| {
-                path == m
-                    || path
-                        .strip_prefix(m.as_str())
-                        .is_some_and(|r| r.starts_with('/'))
-            })
-        })
+        .filter(|d| &d.owner == p.user())
+        .map(|d| d.path.clone())
+        .filter(|path| !managed.iter().any(|m| path.is_within(m)))
         .collect()
 }
 
 /// `FreeBind=` lets a socket bind an address no interface has yet (early boot); only
 /// worth it for a specific, non-loopback IP.
-fn needs_free_bind(listen: &[String]) -> bool {
+fn needs_free_bind(listen: &[ListenAddr]) -> bool {
     listen.iter().any(|l| {
-        l.parse::<std::net::SocketAddr>()
+        l.as_str()
+            .parse::<std::net::SocketAddr>()
             .is_ok_and(|a| !a.ip().is_loopback() && !a.ip().is_unspecified())
     })
-}
-
-/// `RestrictAddressFamilies=`: `AF_UNIX` always (`sd_notify`, syslog, the journal); the
-/// Internet families unless the service has no network of its own.
-fn address_families(p: &Project) -> Vec<String> {
-    let mut v: Vec<String> = if p.private_network() {
-        vec!["AF_UNIX".into()]
-    } else {
-        vec!["AF_INET".into(), "AF_INET6".into(), "AF_UNIX".into()]
-    };
-    for f in &p.service.extra_address_families {
-        if !v.contains(f) {
-            v.push(f.clone());
-        }
-    }
-    v
 }
 
 /// The context every template gets (config templates also get `[vars]` and `env`).
@@ -465,12 +547,12 @@ fn base_context(
     p: &Project,
     dirs: &[Directory],
     secrets: &[Secret],
-    health: &Health,
+    view: &EnvView,
 ) -> minijinja::Value {
-    let app = &p.app.name;
-    let unit = format!("{app}.service");
-    let credentials = format!("/run/credentials/{unit}");
-    let binary = format!("/opt/{app}/current/bin/{app}");
+    let sandbox = &view.sandbox;
+    let l = p.layout();
+    let credentials = l.credentials_dir();
+    let binary = l.binary().to_string();
     let dir_ctx: Vec<DirCtx> = dirs
         .iter()
         .map(|d| DirCtx {
@@ -497,195 +579,312 @@ fn base_context(
             },
         })
         .collect();
+    let s = &p.service;
     let exec_start = std::iter::once(binary.clone())
-        .chain(p.service.args.iter().map(|a| unit_quote(a)))
+        .chain(view.args.iter().map(|a| unit_quote(a)))
         .collect::<Vec<_>>()
         .join(" ");
-    let s = &p.service;
     minijinja::context! {
         app => minijinja::context! {
-            name => app, version => &p.app.version, description => &p.app.description, unit => &unit,
+            name => p.app.name.as_str(),
+            version => p.app.version.as_str(),
+            description => p.app.description.as_str(),
+            unit => l.unit_name(),
         },
-        user => p.user(),
-        group => p.group(),
+        user => p.user().as_str(),
+        group => p.group().as_str(),
         service => minijinja::context! {
             type => s.kind,
-            args => &s.args,
+            args => &view.args,
             exec_start => exec_start,
-            supplementary_groups => &s.supplementary_groups,
-            environment => &s.environment,
+            supplementary_groups => p.supplementary_groups(),
+            environment => &view.environment,
+            reload_signal => s.reload_signal,
             restart_prevent_exit_status => &s.restart_prevent_exit_status,
             limit_nofile => s.limit_nofile,
             listen_stream => &s.listen_stream,
             free_bind => needs_free_bind(&s.listen_stream),
             capabilities => &s.capabilities,
-            private_users => p.private_users(),
             private_network => p.private_network(),
-            address_families => address_families(p),
+            address_families => p.address_families(),
             ip_address_allow => &s.ip_address_allow,
             watchdog_sec => s.watchdog_sec,
             read_write_paths => read_write_paths(p, dirs),
         },
+        env => view.name.as_str(),
         logs => minijinja::context! {
-            rotate => p.logs.rotate, frequency => &p.logs.frequency,
-            max_size => &p.logs.max_size, reopen_signal => &p.logs.reopen_signal,
+            files => p.logs.mode == LogsMode::Files,
+            rotate => p.logs.rotate,
+            frequency => p.logs.frequency,
+            max_size => &p.logs.max_size,
+            reopen_signal => p.logs.reopen_signal,
         },
-        health => minijinja::context! { timeout_secs => health.timeout_secs },
+        health => minijinja::context! { timeout_secs => view.health.timeout_secs },
         paths => minijinja::context! {
             binary => binary,
-            etc => format!("/etc/{app}"), lib => format!("/var/lib/{app}"), log => format!("/var/log/{app}"),
+            etc => l.etc(),
+            lib => l.lib(),
+            log => l.log(),
             credentials => credentials,
         },
         directories => dir_ctx,
         secrets => secret_ctx,
         socket => p.socket_activated(),
+        sandbox => sandbox.effective(),
+        system_call_filters => sandbox
+            .value(ferry_format::sandbox::knob("system_call_filter").expect("knob"))
+            .split(" | ")
+            .collect::<Vec<_>>(),
     }
 }
 
 /// Renders one template and refuses output that carries key material (a template can
-/// hold a secret as easily as ferry.toml can).
+/// hold a secret as easily as ferry.toml can). Every rendered file goes through here.
 fn render_checked(name: &str, source: &str, ctx: &minijinja::Value, what: &str) -> Result<String> {
     let out = render_one(name, source, ctx).with_context(|| format!("rendering {what}"))?;
-    if let Some(reason) = crate::project::secrets::value_evidence(&out) {
+    refuse_secrets(what, name, &out)?;
+    Ok(out)
+}
+
+/// The inline-secret scanner's value rules (key material, tokens, URLs with passwords),
+/// applied to a whole generated file.
+pub fn refuse_secrets(what: &str, source: &str, text: &str) -> Result<()> {
+    if let Some(reason) = crate::project::secrets::value_evidence(text) {
         bail!(
-            "{what}, rendered from {name}, contains a secret ({}); a bundle must never hold one: \
+            "{what}, from {source}, contains a secret ({}); a bundle must never hold one: \
              declare it under [[secrets]] and read it from the credential on the host",
             reason.describe()
         );
     }
-    Ok(out)
+    Ok(())
+}
+
+fn push_rendered(
+    files: &mut Vec<RenderedFile>,
+    loaded: &Loaded,
+    base: &minijinja::Value,
+    (over, default, key): (Option<&ProjectPath>, &str, &str),
+    dest: EntryPath,
+    role: Role,
+) -> Result<()> {
+    let (name, src) = template_source(loaded, over, default, key)?;
+    let out = render_checked(&name, &src, base, dest.as_str())?;
+    files.push(RenderedFile {
+        path: dest,
+        mode: mode(0o644),
+        role,
+        data: out.into_bytes(),
+        template: name,
+    });
+    Ok(())
 }
 
 /// The payload's rendered files and the install layout for the manifest.
 pub fn render(loaded: &Loaded) -> Result<Rendered> {
     let p = &loaded.project;
-    let app = &p.app.name;
-    let dirs = directories(p)?;
-    let secrets = secrets(p)?;
-    let health = health(p)?;
-    let socket = p.socket_activated();
-    let base = base_context(p, &dirs, &secrets, &health);
+    let l = p.layout();
+    let dirs = directories(p);
+    let secrets = secrets(p);
+    let service = service(p, &dirs);
+    let views = env_views(p)?;
+    let default_env = p.default_env();
+    let default_view = views
+        .iter()
+        .find(|v| v.name == default_env)
+        .expect("the default environment has a view");
 
     let t = &p.templates;
     let mut files = Vec::new();
-    let mut add = |path: String, role: Role, m: &str, data: String| -> Result<()> {
-        files.push(RenderedFile {
-            path: EntryPath::new(&path)?,
-            mode: mode(m)?,
-            role,
-            data: data.into_bytes(),
-        });
-        Ok(())
-    };
-    let mut one = |over: Option<&PathBuf>, default: &str, dest: String, role: Role| -> Result<()> {
-        let (name, src) = template_source(loaded, over, default)?;
-        let out = render_checked(&name, &src, &base, &dest)?;
-        add(dest, role, "0644", out)
-    };
-    one(
-        t.unit.as_ref(),
-        "unit.service.j2",
-        format!("systemd/{app}.service"),
-        Role::Unit,
-    )?;
-    if socket {
-        one(
-            t.socket.as_ref(),
-            "unit.socket.j2",
-            format!("systemd/{app}.socket"),
+    // One unit per environment: its command line, environment variables and sandbox.
+    for view in &views {
+        push_rendered(
+            &mut files,
+            loaded,
+            &base_context(p, &dirs, &secrets, view),
+            (t.unit.as_ref(), "unit.service.j2", "[templates] unit"),
+            l.payload_unit(&view.name),
             Role::Unit,
         )?;
     }
-    one(
-        t.logrotate.as_ref(),
-        "logrotate.j2",
-        format!("logrotate/{app}"),
-        Role::Logrotate,
-    )?;
-    one(
-        t.sysusers.as_ref(),
-        "sysusers.conf.j2",
-        format!("sysusers/{app}.conf"),
+    // The rest is the same in every environment.
+    let base = base_context(p, &dirs, &secrets, default_view);
+    if p.socket_activated() {
+        push_rendered(
+            &mut files,
+            loaded,
+            &base,
+            (t.socket.as_ref(), "unit.socket.j2", "[templates] socket"),
+            l.payload_socket(),
+            Role::Unit,
+        )?;
+    }
+    if p.logs.mode == LogsMode::Files {
+        push_rendered(
+            &mut files,
+            loaded,
+            &base,
+            (
+                t.logrotate.as_ref(),
+                "logrotate.j2",
+                "[templates] logrotate",
+            ),
+            l.payload_logrotate(),
+            Role::Logrotate,
+        )?;
+    }
+    push_rendered(
+        &mut files,
+        loaded,
+        &base,
+        (
+            t.sysusers.as_ref(),
+            "sysusers.conf.j2",
+            "[templates] sysusers",
+        ),
+        l.payload_sysusers(),
         Role::Sysusers,
     )?;
-    one(
-        t.tmpfiles.as_ref(),
-        "tmpfiles.conf.j2",
-        format!("tmpfiles/{app}.conf"),
+    push_rendered(
+        &mut files,
+        loaded,
+        &base,
+        (
+            t.tmpfiles.as_ref(),
+            "tmpfiles.conf.j2",
+            "[templates] tmpfiles",
+        ),
+        l.payload_tmpfiles(),
         Role::Tmpfiles,
     )?;
 
-    let envs = p.env_names();
+    // Each config template is read once, then rendered for every environment.
+    let sources: Vec<(String, String)> = p
+        .configs
+        .iter()
+        .map(|c| template_source(loaded, Some(&c.template), "", "[[config]] template"))
+        .collect::<Result<_>>()?;
     let mut configs = Vec::new();
-    for env_name in &envs {
-        let mut vars = p.vars.clone();
-        if let Some(values) = p.environments.values.get(env_name) {
-            for (k, v) in values {
-                vars.insert(k.clone(), v.clone());
-            }
-        }
-        let mut ctx_map: BTreeMap<String, minijinja::Value> = BTreeMap::new();
-        for (k, v) in &vars {
-            ctx_map.insert(k.clone(), minijinja::Value::from_serialize(v));
-        }
-        ctx_map.insert("env".into(), minijinja::Value::from(env_name.as_str()));
-        let ctx =
-            minijinja::context! { ..base.clone(), ..minijinja::Value::from_serialize(&ctx_map) };
-        for c in &p.configs {
-            let (name, src) = template_source(loaded, Some(&c.template), "")?;
-            let dest = HostPath::new(&c.dest)?;
-            let out = render_checked(
-                &name,
-                &src,
-                &ctx,
-                &format!("{dest} for environment {env_name}"),
-            )?;
-            let source = format!("config/{env_name}/{}", dest.file_name());
+    for view in &views {
+        let env = &view.name;
+        let ctx = minijinja::context! {
+            ..base_context(p, &dirs, &secrets, view),
+            ..view.ctx.clone()
+        };
+        for (c, (name, src)) in p.configs.iter().zip(&sources) {
+            let what = format!("{} for environment {env}", c.dest);
+            let out = render_checked(name, src, &ctx, &what)?;
+            check_config_syntax(c.dest.file_name(), &out)
+                .with_context(|| format!("{what}, rendered from {name}"))?;
+            let source = Layout::payload_config(env, c.dest.file_name())?;
             configs.push(ConfigFile {
-                env: n(env_name)?,
-                source: EntryPath::new(&source)?,
-                dest,
-                owner: n(&c.owner)?,
-                group: n(c.group.as_deref().unwrap_or(p.group()))?,
-                mode: mode(&c.mode)?,
-                on_upgrade: if c.on_upgrade == "replace" {
-                    OnUpgrade::Replace
-                } else {
-                    OnUpgrade::Preserve
-                },
+                env: env.clone(),
+                source: source.clone(),
+                dest: c.dest.clone(),
+                owner: c.owner.clone(),
+                group: c.group.clone().unwrap_or_else(|| p.group().clone()),
+                mode: c.mode,
+                on_upgrade: c.on_upgrade,
             });
-            add(source, Role::Config, "0640", out)?;
+            files.push(RenderedFile {
+                path: source,
+                mode: mode(0o640),
+                role: Role::Config,
+                data: out.into_bytes(),
+                template: name.clone(),
+            });
         }
     }
 
     let install = Install {
-        user: n(p.user())?,
-        group: n(p.group())?,
-        supplementary_groups: p
-            .service
-            .supplementary_groups
-            .iter()
-            .map(|g| n(g))
-            .collect::<Result<_>>()?,
-        unit: n(&format!("{app}.service"))?,
-        socket_unit: if socket {
-            Some(n(&format!("{app}.socket"))?)
-        } else {
-            None
-        },
-        default_env: n(&p.default_env())?,
-        environments: envs.iter().map(|e| n(e)).collect::<Result<_>>()?,
+        account: p.service.account,
+        user: p.user().clone(),
+        group: p.group().clone(),
+        supplementary_groups: p.supplementary_groups(),
+        service,
+        default_env,
+        environments: views.iter().map(EnvView::manifest_env).collect(),
         directories: dirs,
         configs,
         secrets,
-        health,
+        log_files: (p.logs.mode == LogsMode::Files).then_some(LogFiles {
+            reopen_signal: p.logs.reopen_signal,
+        }),
     };
+    // Fail on an override that says more than the footprint now, not after compiling:
+    // the check needs the install section only (the final one in `build` repeats it on
+    // the real manifest).
+    conform(&provisional_manifest(p, &install), &files)?;
     Ok(Rendered { files, install })
 }
 
-/// Where the project's template for a config lives, for messages.
-pub fn template_path(loaded: &Loaded, rel: &Path) -> PathBuf {
-    loaded.dir.join(rel)
+/// A rendered config whose name says JSON, TOML or YAML must parse as such: a value
+/// that breaks the syntax (a quote in a string, a missing `| tojson`) fails the build
+/// instead of the service on the host.
+fn check_config_syntax(file_name: &str, text: &str) -> Result<()> {
+    let ext = file_name.rsplit_once('.').map_or("", |(_, e)| e);
+    match ext {
+        "json" => serde_json::from_str::<serde_json::Value>(text)
+            .map(drop)
+            .map_err(|e| anyhow!("not valid JSON: {e}")),
+        "toml" => text
+            .parse::<toml::Table>()
+            .map(drop)
+            .map_err(|e| anyhow!("not valid TOML: {}", e.message())),
+        "yaml" | "yml" => yaml_rust2::YamlLoader::load_from_str(text)
+            .map(drop)
+            .map_err(|e| anyhow!("not valid YAML: {e}")),
+        _ => Ok(()),
+    }
+}
+
+/// A manifest with everything the conformance check reads (app and install section) and
+/// nothing it does not.
+fn provisional_manifest(p: &Project, install: &Install) -> Manifest {
+    Manifest {
+        format_version: FORMAT_VERSION,
+        app: App {
+            name: p.app.name.clone(),
+            version: p.app.version.clone(),
+            description: p.app.description.clone(),
+        },
+        target: Target::linux(Arch::Amd64),
+        build: Build {
+            go_version: String::new(),
+            ferry_version: String::new(),
+            module: String::new(),
+            package: String::new(),
+            source_revision: None,
+            source_dirty: false,
+            source_date_epoch: 0,
+            settings: Vec::new(),
+        },
+        modules: Vec::new(),
+        files: Vec::new(),
+        install: install.clone(),
+    }
+}
+
+/// Holds the generated files against the manifest (`ferry_format::conform`): one line
+/// naming the file and line, the rule, and the template it came from.
+pub fn conform(m: &Manifest, files: &[RenderedFile]) -> Result<()> {
+    let members: Vec<(EntryPath, Vec<u8>)> = files
+        .iter()
+        .map(|f| (f.path.clone(), f.data.clone()))
+        .collect();
+    ferry_format::conform::check(
+        m,
+        &ferry_format::conform::Generated::from_members(m, &members),
+    )
+    .map_err(|e| {
+        let from = files
+            .iter()
+            .find(|f| f.path == e.file)
+            .map_or("", |f| f.template.as_str());
+        anyhow!(
+            "{e}; the file comes from {from} and says more than the manifest declares, \
+             which the installer would refuse"
+        )
+    })
 }
 
 #[cfg(test)]

@@ -25,8 +25,13 @@ fn now() -> u64 {
 }
 
 /// Signs "NEW replaces OLD" with the old secret key.
-pub fn rotate(old_key: &Path, new_pub: &Path, out: &Path) -> Result<StatementReport> {
-    let old = keys::load_secret(old_key)?;
+pub fn rotate(
+    old_key: &Path,
+    new_pub: &Path,
+    out: &Path,
+    passphrase: keys::Passphrase,
+) -> Result<StatementReport> {
+    let old = keys::load_secret(old_key, passphrase)?;
     let new = PublicKey::load(new_pub).with_context(|| format!("loading {}", new_pub.display()))?;
     let text = rotation_statement(&old, &new, now())?;
     write_atomic(out, text.as_bytes(), 0o644)
@@ -44,8 +49,9 @@ pub fn revoke(
     ids: &[String],
     reason: &str,
     out: &Path,
+    passphrase: keys::Passphrase,
 ) -> Result<StatementReport> {
-    let signer = keys::load_secret(signer_key)?;
+    let signer = keys::load_secret(signer_key, passphrase)?;
     let ids = ids
         .iter()
         .map(|s| {

@@ -33,8 +33,8 @@ pub enum ClaimsError {
 impl Claims {
     pub fn for_manifest(manifest: &Manifest, manifest_sha256: Sha256) -> Self {
         Self {
-            app: manifest.app.name.clone(),
-            version: manifest.app.version.clone(),
+            app: manifest.app.name.to_string(),
+            version: manifest.app.version.to_string(),
             target: manifest.target,
             manifest_sha256,
         }

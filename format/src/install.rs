@@ -10,28 +10,95 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::entry_path::EntryPath;
+use crate::footprint::{
+    Account, AddressFamily, Capability, IpAllow, ListenAddr, ServiceType, Signal,
+};
 use crate::mode::Mode;
+use crate::sandbox::Sandbox;
 
+/// What installing the bundle does to a host: the service's declared footprint (account,
+/// groups, sandbox, network, writable paths, probe, grants) and the layout that realises
+/// it. Every generated file in the payload must conform to it ([`crate::conform`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Install {
+    pub account: Account,
     pub user: Name,
     pub group: Name,
-    #[serde(default)]
     pub supplementary_groups: Vec<Name>,
-    /// Service unit file name, e.g. `hello.service`.
-    pub unit: Name,
-    /// Socket unit, when the service is socket-activated.
-    #[serde(default)]
-    pub socket_unit: Option<Name>,
+    pub service: Service,
     /// Environment used when the installer is given no `--env`.
     pub default_env: Name,
-    pub environments: Vec<Name>,
+    /// What differs between environments: each has its own unit
+    /// (`systemd/ENV/APP.service`: arguments and environment variables), sandbox and
+    /// health probe, and its own configs.
+    pub environments: Vec<Environment>,
     pub directories: Vec<Directory>,
     pub configs: Vec<ConfigFile>,
-    #[serde(default)]
     pub secrets: Vec<Secret>,
+    /// Log files under `/var/log/APP` rotated by logrotate; `None`: the journal only.
+    pub log_files: Option<LogFiles>,
+}
+
+/// One environment's part of the footprint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Environment {
+    pub name: Name,
+    /// Sandbox knobs relaxed from ferry's baseline ([`crate::sandbox`]).
+    pub sandbox: Sandbox,
     pub health: Health,
+}
+
+impl Install {
+    /// The environment named `name`.
+    pub fn env(&self, name: &Name) -> Option<&Environment> {
+        self.environments.iter().find(|e| &e.name == name)
+    }
+
+    /// The environment installed without `--env`.
+    pub fn default(&self) -> &Environment {
+        self.env(&self.default_env)
+            .expect("Manifest::validate: the default environment is declared")
+    }
+}
+
+/// The service unit's part of the footprint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    #[serde(rename = "type")]
+    pub kind: ServiceType,
+    /// Kept in the bounding and ambient sets; empty: none at all.
+    pub capabilities: Vec<Capability>,
+    /// `RestrictAddressFamilies=`.
+    pub address_families: Vec<AddressFamily>,
+    /// `PrivateNetwork=`: only the sockets systemd passes in.
+    pub private_network: bool,
+    /// `IPAddressAllow=` (with `IPAddressDeny=any`); empty: no IP filter.
+    pub ip_address_allow: Vec<IpAllow>,
+    /// `ListenStream=` of the app's socket unit; empty: no socket unit.
+    pub listen: Vec<ListenAddr>,
+    /// Where the service may write (`StateDirectory=`, `LogsDirectory=`,
+    /// `ReadWritePaths=`); everything else is read-only (`ProtectSystem=strict`).
+    pub writable_paths: Vec<HostPath>,
+    /// `ExecReload=` sends this signal; `None`: the unit offers no reload.
+    pub reload_signal: Option<Signal>,
+}
+
+impl Service {
+    /// Socket-activated: the bundle carries `APP.socket`.
+    pub fn socket_activated(&self) -> bool {
+        !self.listen.is_empty()
+    }
+}
+
+/// logrotate rules for `/var/log/APP/*.log`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogFiles {
+    /// Sent after rotation so the service reopens its file.
+    pub reopen_signal: Signal,
 }
 
 /// A user, group, unit or environment name: `[a-z_][a-z0-9_.@-]*`, at most 64 bytes
@@ -121,6 +188,61 @@ impl HostPath {
     pub fn file_name(&self) -> &str {
         self.0.rsplit('/').next().unwrap_or(&self.0)
     }
+
+    /// `self` is `dir` or below it.
+    pub fn is_within(&self, dir: &HostPath) -> bool {
+        self.0 == dir.0
+            || self
+                .0
+                .strip_prefix(dir.0.as_str())
+                .is_some_and(|r| r.starts_with('/'))
+    }
+
+    /// The path's components, without the leading `/`.
+    pub fn components(&self) -> impl Iterator<Item = &str> {
+        self.relative().split('/')
+    }
+}
+
+/// Free text from a manifest (a description): no control characters (a newline in a unit
+/// file is a new directive), at most 256 bytes.
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct Text(String);
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TextError {
+    // `text` is already escaped (`escape_debug`): shown in quotes, not escaped twice.
+    #[error("text \"{text}\" contains a control character (newline, tab, escape, ...)")]
+    Control { text: String },
+    #[error("text is {len} bytes long; at most 256")]
+    TooLong { len: usize },
+}
+
+impl Text {
+    pub fn new(text: &str) -> Result<Self, TextError> {
+        if text.len() > 256 {
+            return Err(TextError::TooLong { len: text.len() });
+        }
+        if text.chars().any(char::is_control) {
+            return Err(TextError::Control {
+                text: text
+                    .chars()
+                    .take(80)
+                    .collect::<String>()
+                    .escape_debug()
+                    .to_string(),
+            });
+        }
+        Ok(Self(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 macro_rules! string_newtype_serde {
@@ -150,6 +272,7 @@ macro_rules! string_newtype_serde {
 }
 string_newtype_serde!(Name);
 string_newtype_serde!(HostPath);
+string_newtype_serde!(Text);
 
 /// One named ACL entry, written as `getfacl` prints it: `group:ops:r-x`, `user:backup:r--`.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -333,17 +456,163 @@ pub struct Health {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
 pub enum Probe {
     /// Unit state only.
     None,
-    /// `GET` must answer 2xx. Host is an IP literal or `localhost`, never a name to resolve.
-    Http { url: String },
+    /// `GET` must answer 2xx (and, when set, the body must contain `body_contains`).
+    Http {
+        url: HttpUrl,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        body_contains: Option<Text>,
+    },
     /// A TCP connect must succeed.
-    Tcp { address: String },
-    /// A command must exit 0.
-    Exec { argv: Vec<String> },
+    Tcp { address: ProbeAddr },
+    /// A command must exit 0. It runs as the service user, in the unit's sandbox.
+    Exec { argv: Argv },
 }
+
+/// `host:port` where host is an IP literal or `localhost`: never a name to resolve (a
+/// static installer must not use NSS, and an air-gapped host has no resolver to trust).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct ProbeAddr(String);
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid probe address {text:?}: expected IP:PORT, [IPv6]:PORT or localhost:PORT")]
+pub struct ProbeAddrError {
+    pub text: String,
+}
+
+impl ProbeAddr {
+    pub fn new(text: &str) -> Result<Self, ProbeAddrError> {
+        let a = Self(text.to_owned());
+        match a.socket_addr() {
+            Some(s) if s.port() != 0 => Ok(a),
+            _ => Err(ProbeAddrError {
+                text: text.chars().take(80).collect(),
+            }),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn socket_addr(&self) -> Option<std::net::SocketAddr> {
+        let fixed = self
+            .0
+            .strip_prefix("localhost:")
+            .map_or_else(|| self.0.clone(), |port| format!("127.0.0.1:{port}"));
+        fixed.parse().ok()
+    }
+}
+
+/// `http://HOST[:PORT]/PATH` with HOST as in [`ProbeAddr`]; the path is printable ASCII.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct HttpUrl(String);
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid health URL {text:?}: expected http://IP-or-localhost[:PORT]/PATH")]
+pub struct HttpUrlError {
+    pub text: String,
+}
+
+impl HttpUrl {
+    pub fn new(text: &str) -> Result<Self, HttpUrlError> {
+        let u = Self(text.to_owned());
+        if u.parts().is_some() {
+            Ok(u)
+        } else {
+            Err(HttpUrlError {
+                text: text.chars().take(120).collect(),
+            })
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// `(address, Host header, path)`.
+    pub fn parts(&self) -> Option<(std::net::SocketAddr, &str, &str)> {
+        let rest = self.0.strip_prefix("http://")?;
+        let (hostport, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        if path.len() > 1024 || !path.bytes().all(|b| b.is_ascii_graphic()) {
+            return None;
+        }
+        let with_port = if hostport.ends_with(']') || !hostport.contains(':') {
+            format!("{hostport}:80")
+        } else {
+            hostport.to_owned()
+        };
+        let addr = ProbeAddr::new(&with_port).ok()?.socket_addr()?;
+        Some((addr, hostport, path))
+    }
+}
+
+/// A command line: an absolute program path, then arguments; no control characters, at
+/// most 32 words of 1 KiB.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Argv(Vec<String>);
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+// `text` is already escaped (`escape_debug`).
+#[error("invalid command \"{text}\": expected an absolute program path and at most 31 arguments without control characters")]
+pub struct ArgvError {
+    pub text: String,
+}
+
+impl Argv {
+    pub fn new(words: Vec<String>) -> Result<Self, ArgvError> {
+        let ok = !words.is_empty()
+            && words.len() <= 32
+            && HostPath::new(&words[0]).is_ok()
+            && words
+                .iter()
+                .all(|w| w.len() <= 1024 && !w.chars().any(char::is_control));
+        if ok {
+            Ok(Self(words))
+        } else {
+            Err(ArgvError {
+                text: words
+                    .join(" ")
+                    .chars()
+                    .take(120)
+                    .collect::<String>()
+                    .escape_debug()
+                    .to_string(),
+            })
+        }
+    }
+
+    pub fn words(&self) -> &[String] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Argv {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(&self.0).finish()
+    }
+}
+
+impl Serialize for Argv {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Argv {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Argv::new(Vec::<String>::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+string_newtype_serde!(ProbeAddr);
+string_newtype_serde!(HttpUrl);
 
 #[cfg(test)]
 mod tests {

@@ -5,7 +5,13 @@
 //! - [`mode`]: permission bits as octal strings.
 //! - [`limits`]: every size limit in one place.
 //! - [`manifest`]: the signed description of a bundle.
-//! - [`install`]: the install layout a manifest declares (users, directories, ACLs, configs).
+//! - [`install`]: the install section a manifest declares (users, directories, ACLs, configs).
+//! - [`footprint`]: what a service may do to a host, for checks, policy and reviews.
+//! - [`sandbox`]: ferry's hardened unit baseline and the knobs a project may relax.
+//! - [`layout`]: where every file of an app lives, on the host and in the payload.
+//! - [`conform`]: strict parsers for the generated unit, socket, sysusers, tmpfiles and
+//!   logrotate files, and the check that they say no more than the manifest.
+//! - [`policy`]: the host's policy: who may sign what, the largest footprint accepted.
 //! - [`claims`]: what a signature's trusted comment binds.
 //! - [`minisign`], [`signify`]: key and signature formats stock tools read.
 //! - [`keyring`]: the set of trusted public keys.
@@ -20,20 +26,28 @@
 pub mod archive;
 pub mod atomic;
 pub mod claims;
+pub mod conform;
 pub mod digest;
 pub mod entry_path;
+pub mod footprint;
 pub mod install;
 pub mod keyring;
 pub mod kit;
+pub mod layout;
 pub mod limits;
 pub mod manifest;
 pub mod minisign;
 pub mod mode;
+pub mod policy;
 pub mod report;
+pub mod sandbox;
 pub mod signify;
 pub mod sums;
 pub mod trust;
 pub mod verify;
+
+#[cfg(test)]
+pub(crate) mod testdata;
 
 pub use digest::Sha256;
 pub use entry_path::EntryPath;

@@ -24,6 +24,9 @@ pub struct Limits {
     pub ratio: u64,
     /// Decompressed bytes allowed before the ratio is enforced. Default 16 MiB.
     pub ratio_floor: u64,
+    /// Largest generated file (unit, socket, sysusers, tmpfiles, logrotate), which the
+    /// reader holds in memory to check it against the manifest. Default 256 KiB.
+    pub generated_bytes: u64,
 }
 
 impl Default for Limits {
@@ -37,6 +40,7 @@ impl Default for Limits {
             path_bytes: 100,
             ratio: 200,
             ratio_floor: 16 << 20,
+            generated_bytes: 256 << 10,
         }
     }
 }
@@ -51,6 +55,7 @@ pub enum LimitKind {
     TotalBytes,
     PathBytes,
     Ratio,
+    GeneratedBytes,
 }
 
 impl LimitKind {
@@ -64,6 +69,7 @@ impl LimitKind {
             Self::TotalBytes => "--max-total-bytes",
             Self::PathBytes => "--max-path-bytes",
             Self::Ratio => "--max-ratio",
+            Self::GeneratedBytes => "--max-generated-bytes",
         }
     }
 }
@@ -78,6 +84,7 @@ impl std::fmt::Display for LimitKind {
             Self::TotalBytes => "total size",
             Self::PathBytes => "path length",
             Self::Ratio => "decompression ratio",
+            Self::GeneratedBytes => "generated file size",
         })
     }
 }

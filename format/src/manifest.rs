@@ -2,13 +2,21 @@
 
 use serde::{Deserialize, Serialize};
 
+use std::fmt;
+
+use serde::{Deserializer, Serializer};
+
 use crate::digest::Sha256;
 use crate::entry_path::EntryPath;
-use crate::install::Install;
+use crate::install::{Install, Text};
+use crate::layout::AppName;
 use crate::mode::Mode;
 
 /// The manifest format this code reads and writes. A reader refuses any other.
-pub const FORMAT_VERSION: u32 = 1;
+///
+/// 2: the install section declares the service's footprint (account, capabilities,
+/// network, writable paths, sandbox relaxations) that generated files must conform to.
+pub const FORMAT_VERSION: u32 = 2;
 /// First archive member.
 pub const MANIFEST_PATH: &str = "ferry/manifest.json";
 /// Second archive member: a minisign signature over the manifest bytes.
@@ -30,10 +38,74 @@ pub struct Manifest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct App {
-    pub name: String,
-    pub version: String,
-    #[serde(default)]
-    pub description: String,
+    pub name: AppName,
+    pub version: Version,
+    pub description: Text,
+}
+
+/// A release version, safe as a path component: `[0-9A-Za-z._+~-]`, starting with a
+/// letter or digit, no `..`, at most 64 bytes.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Version(String);
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid version {text:?}: expected [0-9A-Za-z._+~-], starting with a letter or digit")]
+pub struct VersionError {
+    pub text: String,
+}
+
+impl Version {
+    pub fn new(text: &str) -> Result<Self, VersionError> {
+        if valid_version(text) {
+            Ok(Self(text.to_owned()))
+        } else {
+            Err(VersionError {
+                text: text.chars().take(80).collect(),
+            })
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.0)
+    }
+}
+
+impl Serialize for Version {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Version {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Version::new(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl std::ops::Deref for Version {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<str> for Version {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -169,6 +241,22 @@ pub enum Role {
     Doc,
 }
 
+impl Role {
+    /// The name the manifest uses.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Binary => "binary",
+            Self::Config => "config",
+            Self::Unit => "unit",
+            Self::Logrotate => "logrotate",
+            Self::Sysusers => "sysusers",
+            Self::Tmpfiles => "tmpfiles",
+            Self::Sbom => "sbom",
+            Self::Doc => "doc",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileEntry {
@@ -180,8 +268,13 @@ pub struct FileEntry {
 }
 
 impl Manifest {
+    /// The payload entry at `path`. `files` is sorted and unique once [`Self::validate`]
+    /// has passed; before that the answer may be wrong, never unsafe.
     pub fn file(&self, path: &str) -> Option<&FileEntry> {
-        self.files.iter().find(|f| f.path.as_str() == path)
+        self.files
+            .binary_search_by(|f| f.path.as_str().cmp(path))
+            .ok()
+            .map(|i| &self.files[i])
     }
 
     /// `<app>-<version>-linux-<arch>.tar.zst`
@@ -201,28 +294,6 @@ impl Manifest {
     }
 }
 
-/// Where an app may own directories and files on the host; everything else is refused,
-/// so a manifest cannot aim the installer at `/etc/ssh` or `/usr/bin`.
-pub fn allowed_prefixes(app: &str) -> [String; 6] {
-    [
-        format!("/etc/{app}"),
-        format!("/var/lib/{app}"),
-        format!("/var/log/{app}"),
-        format!("/var/cache/{app}"),
-        format!("/opt/{app}"),
-        format!("/srv/{app}"),
-    ]
-}
-
-fn under_allowed(app: &str, path: &str) -> bool {
-    allowed_prefixes(app).iter().any(|p| {
-        path == p
-            || path
-                .strip_prefix(p.as_str())
-                .is_some_and(|r| r.starts_with('/'))
-    })
-}
-
 /// A version as a safe path component: `[0-9A-Za-z._+~-]`, starting with an alphanumeric.
 pub fn valid_version(v: &str) -> bool {
     !v.is_empty()
@@ -235,24 +306,15 @@ pub fn valid_version(v: &str) -> bool {
 
 impl Manifest {
     /// Semantic checks beyond the schema. Runs after the signature is verified, so it
-    /// guards against signed mistakes and keeps the installer's assumptions explicit.
+    /// guards against signed mistakes and keeps the installer's assumptions explicit. The
+    /// types already refused malformed names, paths, versions, modes and text; this checks
+    /// how the parts fit together.
     pub fn validate(
         &self,
         limits: &crate::limits::Limits,
     ) -> Result<(), crate::archive::BundleError> {
         use crate::archive::BundleError;
         use crate::limits::LimitKind;
-        let invalid = |s: String| Err(BundleError::InvalidManifest(s));
-        let app = &self.app.name;
-        if crate::install::Name::new(app).is_err() {
-            return invalid(format!("app name {app:?} is not a valid name"));
-        }
-        if !valid_version(&self.app.version) {
-            return invalid(format!(
-                "version {:?} is not a safe version string",
-                self.app.version
-            ));
-        }
         if self.files.len() > limits.files {
             return Err(BundleError::LimitExceeded {
                 limit: LimitKind::Files,
@@ -269,27 +331,29 @@ impl Manifest {
                     max: limits.path_bytes as u64,
                 });
             }
-            if f.path.as_str().starts_with("ferry/") {
-                return invalid(format!(
-                    "payload path {} is in the reserved ferry/ directory",
-                    f.path
-                ));
-            }
-            if i > 0 && self.files[i - 1].path >= f.path {
-                return invalid(format!("files are not sorted and unique at {}", f.path));
-            }
-            if f.mode.has_special_bits() || f.mode.is_world_writable() {
-                return invalid(format!(
-                    "{} has mode {}: setuid, setgid, sticky and world-writable are refused",
-                    f.path, f.mode
-                ));
-            }
             if f.size > limits.file_bytes {
                 return Err(BundleError::LimitExceeded {
                     limit: LimitKind::FileBytes,
                     value: f.size,
                     max: limits.file_bytes,
                 });
+            }
+            let generated = matches!(
+                f.role,
+                Role::Unit | Role::Sysusers | Role::Tmpfiles | Role::Logrotate
+            );
+            if generated && f.size > limits.generated_bytes {
+                return Err(BundleError::LimitExceeded {
+                    limit: LimitKind::GeneratedBytes,
+                    value: f.size,
+                    max: limits.generated_bytes,
+                });
+            }
+            if i > 0 && self.files[i - 1].path >= f.path {
+                return Err(BundleError::InvalidManifest(format!(
+                    "files are not sorted and unique at {}",
+                    f.path
+                )));
             }
             total = total.saturating_add(f.size);
         }
@@ -300,112 +364,301 @@ impl Manifest {
                 max: limits.total_bytes,
             });
         }
-        if !self.files.iter().any(|f| f.role == Role::Binary) {
-            return invalid("no file has role binary".into());
-        }
-        // `files` is sorted and unique from here on: look paths up by binary search.
-        let has = |path: &str, role: Role| {
-            self.files
-                .binary_search_by(|f| f.path.as_str().cmp(path))
-                .is_ok_and(|i| self.files[i].role == role)
-        };
+        self.check_sense().map_err(BundleError::InvalidManifest)
+    }
+
+    /// Whether the parts of a manifest fit together; the message names what does not.
+    fn check_sense(&self) -> Result<(), String> {
+        use crate::footprint::AddressFamily;
+        let app = &self.app.name;
+        let l = app.layout();
         let inst = &self.install;
-        // Units land in /etc/systemd/system under their own names: only the app's own, so
-        // a manifest cannot replace another service's unit (ssh.service, say).
-        if inst.unit.as_str() != format!("{app}.service") {
-            return invalid(format!(
-                "unit {} is not the app's own unit {app}.service",
-                inst.unit
-            ));
-        }
-        let unit_path = format!("systemd/{}", inst.unit);
-        if !has(&unit_path, Role::Unit) {
-            return invalid(format!(
-                "unit {} is not in the payload as {unit_path}",
-                inst.unit
-            ));
-        }
-        if let Some(socket) = &inst.socket_unit {
-            if socket.as_str() != format!("{app}.socket") {
-                return invalid(format!(
-                    "socket unit {socket} is not the app's own unit {app}.socket"
-                ));
-            }
-            if !has(&format!("systemd/{socket}"), Role::Unit) {
-                return invalid(format!(
-                    "socket unit {socket} is not in the payload as systemd/{socket}"
-                ));
+        let svc = &inst.service;
+        for a in &svc.listen {
+            if let Some(p) = a.path() {
+                if !p.is_within(&l.run()) || p == l.run() {
+                    return Err(format!("listen socket {a} is not under {}", l.run()));
+                }
             }
         }
-        // The installer creates the service account from this file before anything else.
-        if !has(&format!("sysusers/{app}.conf"), Role::Sysusers) {
-            return invalid(format!(
-                "sysusers/{app}.conf (role sysusers) is not in the payload"
+        for f in &self.files {
+            if f.path.as_str().starts_with("ferry/") {
+                return Err(format!(
+                    "payload path {} is in the reserved ferry/ directory",
+                    f.path
+                ));
+            }
+            if f.mode.has_special_bits() || f.mode.is_world_writable() {
+                return Err(format!(
+                    "{} has mode {}: setuid, setgid, sticky and world-writable are refused",
+                    f.path, f.mode
+                ));
+            }
+            // Each role lives at its own place; a file elsewhere would never be installed
+            // and only confuses a review.
+            let p = f.path.as_str();
+            let top = p.split('/').next().unwrap_or("");
+            let at_home = match f.role {
+                Role::Binary => top == "bin",
+                Role::Config => inst.configs.iter().any(|c| c.source == f.path),
+                Role::Unit => {
+                    inst.environments
+                        .iter()
+                        .any(|e| f.path == l.payload_unit(&e.name))
+                        || (svc.socket_activated() && f.path == l.payload_socket())
+                }
+                Role::Sysusers => f.path == l.payload_sysusers(),
+                Role::Tmpfiles => f.path == l.payload_tmpfiles(),
+                Role::Logrotate => inst.log_files.is_some() && f.path == l.payload_logrotate(),
+                Role::Sbom => top == "sbom",
+                Role::Doc => !matches!(
+                    top,
+                    "bin" | "config" | "systemd" | "sysusers" | "tmpfiles" | "logrotate" | "sbom"
+                ),
+            };
+            if !at_home {
+                return Err(format!(
+                    "{p} has role {} but is not where that role belongs (or is not declared)",
+                    f.role.as_str()
+                ));
+            }
+        }
+        let has =
+            |path: &EntryPath, role: Role| self.file(path.as_str()).is_some_and(|f| f.role == role);
+        if !has(&l.payload_binary(), Role::Binary) {
+            return Err(format!(
+                "{} (role binary) is not in the payload",
+                l.payload_binary()
             ));
         }
+        for e in &inst.environments {
+            if !has(&l.payload_unit(&e.name), Role::Unit) {
+                return Err(format!(
+                    "{} (role unit) is not in the payload",
+                    l.payload_unit(&e.name)
+                ));
+            }
+        }
+        if svc.socket_activated() != has(&l.payload_socket(), Role::Unit) {
+            return Err(format!(
+                "{} must be in the payload exactly when the service has listen addresses",
+                l.payload_socket()
+            ));
+        }
+        if !has(&l.payload_sysusers(), Role::Sysusers) {
+            return Err(format!(
+                "{} (role sysusers) is not in the payload",
+                l.payload_sysusers()
+            ));
+        }
+        if inst.log_files.is_some() != has(&l.payload_logrotate(), Role::Logrotate) {
+            return Err(format!(
+                "{} must be in the payload exactly when the service declares log files",
+                l.payload_logrotate()
+            ));
+        }
+        // Accounts.
         if inst.user.as_str() == "root" || inst.group.as_str() == "root" {
-            return invalid("the service user and group must not be root".into());
+            return Err("the service user and group must not be root".into());
         }
-        if inst
-            .supplementary_groups
-            .iter()
-            .any(|g| g.as_str() == "root")
-        {
-            return invalid(
-                "supplementary group root is refused: the service must not run with root's group"
-                    .into(),
-            );
+        let mut groups = std::collections::BTreeSet::new();
+        for g in &inst.supplementary_groups {
+            if g.as_str() == "root" {
+                return Err("supplementary group root is refused: the service must not run with root's group".into());
+            }
+            if g == &inst.group || !groups.insert(g) {
+                return Err(format!(
+                    "supplementary group {g} is listed twice or is the primary group"
+                ));
+            }
         }
-        if !inst.environments.contains(&inst.default_env) {
-            return invalid(format!(
+        // Environments.
+        let mut envs = std::collections::BTreeSet::new();
+        for e in &inst.environments {
+            if !envs.insert(&e.name) {
+                return Err(format!("environment {} is declared twice", e.name));
+            }
+            if e.health.timeout_secs == 0 || e.health.timeout_secs > 3600 {
+                return Err(format!(
+                    "environment {}: health timeout must be 1..3600 seconds",
+                    e.name
+                ));
+            }
+            if e.health.settle_secs > e.health.timeout_secs {
+                return Err(format!(
+                    "environment {}: health settle time must not exceed the timeout",
+                    e.name
+                ));
+            }
+        }
+        if !envs.contains(&inst.default_env) {
+            return Err(format!(
                 "default environment {} is not declared",
                 inst.default_env
             ));
         }
+        // Directories, configs, secrets: under the app's own prefixes only.
+        let mut dirs = std::collections::BTreeSet::new();
         for d in &inst.directories {
-            if !under_allowed(app, d.path.as_str()) {
-                return invalid(format!(
+            if !l.owns(&d.path) {
+                return Err(format!(
                     "directory {} is outside the app's own prefixes",
                     d.path
                 ));
             }
-            if d.mode.is_world_writable() || d.mode.bits() & 0o6000 != 0 {
-                return invalid(format!("directory {} has unsafe mode {}", d.path, d.mode));
+            if d.mode.is_world_writable() || d.mode.has_special_bits() {
+                return Err(format!("directory {} has unsafe mode {}", d.path, d.mode));
+            }
+            if !dirs.insert(&d.path) {
+                return Err(format!("directory {} is declared twice", d.path));
+            }
+            for e in d.acl.iter().chain(&d.default_acl) {
+                if e.name.as_str() == "root" {
+                    return Err(format!(
+                        "directory {}: ACL entry {e} names root, which needs no grant",
+                        d.path
+                    ));
+                }
             }
         }
+        for prefix in [l.opt(), l.releases(), l.etc()] {
+            if !dirs.contains(&prefix) {
+                return Err(format!("directory {prefix} is not declared"));
+            }
+        }
+        for d in &inst.directories {
+            let is_opt = d.path.is_within(&l.opt());
+            if is_opt && (d.owner.as_str() != "root" || d.mode.bits() & 0o022 != 0) {
+                return Err(format!(
+                    "directory {} holds releases: it must be root's and not group- or other-writable",
+                    d.path
+                ));
+            }
+        }
+        let etc = l.etc();
+        let mut dests = std::collections::BTreeSet::new();
         for c in &inst.configs {
-            if !inst.environments.contains(&c.env) {
-                return invalid(format!(
+            if !envs.contains(&c.env) {
+                return Err(format!(
                     "config {} names undeclared environment {}",
                     c.dest, c.env
                 ));
             }
-            if !c.dest.as_str().starts_with(&format!("/etc/{app}/")) {
-                return invalid(format!("config {} is outside /etc/{app}", c.dest));
+            if c.dest.parent().as_ref() != Some(&etc) {
+                return Err(format!("config {} is not directly in {etc}", c.dest));
             }
-            if !has(c.source.as_str(), Role::Config) {
-                return invalid(format!(
+            if !has(&c.source, Role::Config) {
+                return Err(format!(
                     "config source {} is not a config file in the payload",
                     c.source
                 ));
             }
             if c.mode.has_special_bits() || c.mode.is_world_writable() {
-                return invalid(format!("config {} has unsafe mode {}", c.dest, c.mode));
+                return Err(format!("config {} has unsafe mode {}", c.dest, c.mode));
+            }
+            if !dests.insert((&c.env, &c.dest)) {
+                return Err(format!(
+                    "config {} is declared twice for environment {}",
+                    c.dest, c.env
+                ));
             }
         }
         for s in &inst.secrets {
-            if !s.path.as_str().starts_with(&format!("/etc/{app}/")) {
-                return invalid(format!("secret {} is outside /etc/{app}", s.path));
+            if s.path.parent().as_ref() != Some(&etc) {
+                return Err(format!("secret {} is not directly in {etc}", s.path));
             }
             if s.mode.bits() & 0o077 != 0 {
-                return invalid(format!(
+                return Err(format!(
                     "secret {} must not be readable by group or others (mode {})",
                     s.path, s.mode
                 ));
             }
+            if inst.configs.iter().any(|c| c.dest == s.path) {
+                return Err(format!("secret {} is also a config file", s.path));
+            }
         }
-        if inst.health.timeout_secs == 0 || inst.health.timeout_secs > 3600 {
-            return invalid("health timeout must be 1..3600 seconds".into());
+        // The service's footprint.
+        let mut caps = std::collections::BTreeSet::new();
+        for c in &svc.capabilities {
+            if !caps.insert(c) {
+                return Err(format!("capability {c} is listed twice"));
+            }
+        }
+        for e in &inst.environments {
+            if !caps.is_empty()
+                && e.sandbox
+                    .value(crate::sandbox::knob("private_users").expect("knob"))
+                    == "yes"
+            {
+                return Err(format!(
+                    "environment {}: capabilities are void under PrivateUsers=yes: the sandbox must set private_users = no",
+                    e.name
+                ));
+            }
+        }
+        let mut fams = std::collections::BTreeSet::new();
+        for f in &svc.address_families {
+            if !fams.insert(f) {
+                return Err(format!("address family {f} is listed twice"));
+            }
+        }
+        if !fams.contains(&AddressFamily::Unix) {
+            return Err("address families must include AF_UNIX (sd_notify, the journal)".into());
+        }
+        let internet = fams.contains(&AddressFamily::Inet) || fams.contains(&AddressFamily::Inet6);
+        if !(svc.private_network || internet || svc.ip_address_allow.is_empty()) {
+            return Err("an IP address allowance without AF_INET or AF_INET6 means nothing".into());
+        }
+        if svc.private_network && !svc.ip_address_allow.is_empty() {
+            return Err("a private network has no IP addresses to allow".into());
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for a in &svc.listen {
+            if !seen.insert(a) {
+                return Err(format!("listen address {a} is listed twice"));
+            }
+        }
+        let mut writable = std::collections::BTreeSet::new();
+        for p in &svc.writable_paths {
+            let inside = (l.owns(p) && !p.is_within(&l.opt())) || p.is_within(&l.run());
+            if !inside {
+                return Err(format!(
+                    "writable path {p} is outside the app's own prefixes (or is a release)"
+                ));
+            }
+            if !writable.insert(p) {
+                return Err(format!("writable path {p} is listed twice"));
+            }
+        }
+        // Text shown to people: no control characters (terminal escapes) anywhere.
+        let texts = [
+            self.build.go_version.as_str(),
+            self.build.ferry_version.as_str(),
+            self.build.module.as_str(),
+            self.build.package.as_str(),
+            self.build.source_revision.as_deref().unwrap_or(""),
+        ];
+        let more = self
+            .build
+            .settings
+            .iter()
+            .flat_map(|(k, v)| [k.as_str(), v.as_str()])
+            .chain(self.modules.iter().flat_map(|m| {
+                [
+                    m.path.as_str(),
+                    m.version.as_str(),
+                    m.sum.as_deref().unwrap_or(""),
+                ]
+            }));
+        if let Some(t) = texts
+            .into_iter()
+            .chain(more)
+            .find(|t| t.chars().any(char::is_control))
+        {
+            return Err(format!(
+                "build information {:?} contains a control character",
+                t.chars().take(60).collect::<String>()
+            ));
         }
         Ok(())
     }
@@ -420,40 +673,17 @@ mod tests {
     use crate::limits::{LimitKind, Limits};
 
     type SetLimit = fn(&mut Limits, u64);
-    fn file(path: &str, size: u64, mode: &str, role: &str) -> Value {
-        json!({"path": path, "size": size, "mode": mode, "role": role, "sha256": Sha256::of(b"").to_string()})
-    }
 
     fn valid() -> Value {
-        json!({
-            "format_version": 1,
-            "app": {"name": "hello", "version": "1.0.0"},
-            "target": {"os": "linux", "arch": "amd64"},
-            "build": {"go_version": "go1.26.8", "ferry_version": "0.1.0", "module": "m", "package": ".",
-                "source_revision": null, "source_dirty": false, "source_date_epoch": 0, "settings": []},
-            "modules": [],
-            "files": [
-                file("bin/hello", 1000, "0755", "binary"),
-                file("config/prod/hello.toml", 10, "0640", "config"),
-                file("systemd/hello.service", 100, "0644", "unit"),
-                file("systemd/hello.socket", 50, "0644", "unit"),
-                file("sysusers/hello.conf", 20, "0644", "sysusers"),
-            ],
-            "install": {"user": "hello", "group": "hello", "supplementary_groups": [], "unit": "hello.service",
-                "socket_unit": "hello.socket", "default_env": "prod", "environments": ["prod"],
-                "directories": [{"path": "/var/lib/hello", "owner": "hello", "group": "hello",
-                    "mode": "0750", "keep": "data"}],
-                "configs": [{"env": "prod", "source": "config/prod/hello.toml", "dest": "/etc/hello/hello.toml",
-                    "owner": "root", "group": "hello", "mode": "0640", "on_upgrade": "preserve"}],
-                "secrets": [{"name": "token", "path": "/etc/hello/token", "kind": "credential",
-                    "owner": "root", "group": "root", "mode": "0600"}],
-                "health": {"probe": {"kind": "none"}, "timeout_secs": 30, "settle_secs": 2}}
-        })
+        crate::testdata::manifest_json(&crate::testdata::payload(), 0)
+    }
+
+    fn parse(v: &Value) -> Result<Manifest, serde_json::Error> {
+        serde_json::from_value(v.clone())
     }
 
     fn check(v: &Value, limits: &Limits) -> Result<(), BundleError> {
-        let m: Manifest = serde_json::from_value(v.clone()).expect("the schema accepts it");
-        m.validate(limits)
+        parse(v).expect("the schema accepts it").validate(limits)
     }
 
     #[test]
@@ -464,27 +694,47 @@ mod tests {
     /// Each limit validate enforces, at exactly the manifest's need and one below it.
     #[test]
     fn limits_fire_just_above_and_not_at_the_limit() {
-        let table: [(LimitKind, u64, SetLimit); 4] = [
-            (LimitKind::Files, 5, |l, v| {
+        let v = valid();
+        let m = parse(&v).unwrap();
+        let biggest = m.files.iter().map(|f| f.size).max().unwrap();
+        let total: u64 = m.files.iter().map(|f| f.size).sum();
+        let longest = m.files.iter().map(|f| f.path.as_str().len()).max().unwrap() as u64;
+        let generated = m
+            .files
+            .iter()
+            .filter(|f| {
+                matches!(
+                    f.role,
+                    Role::Unit | Role::Sysusers | Role::Tmpfiles | Role::Logrotate
+                )
+            })
+            .map(|f| f.size)
+            .max()
+            .unwrap();
+        let table: [(LimitKind, u64, SetLimit); 5] = [
+            (LimitKind::Files, m.files.len() as u64, |l, v| {
                 l.files = usize::try_from(v).unwrap();
             }),
-            (LimitKind::FileBytes, 1000, |l, v| {
+            (LimitKind::FileBytes, biggest, |l, v| {
                 l.file_bytes = v;
             }),
-            (LimitKind::TotalBytes, 1180, |l, v| {
+            (LimitKind::TotalBytes, total, |l, v| {
                 l.total_bytes = v;
             }),
-            (LimitKind::PathBytes, 22, |l, v| {
+            (LimitKind::PathBytes, longest, |l, v| {
                 l.path_bytes = usize::try_from(v).unwrap();
+            }),
+            (LimitKind::GeneratedBytes, generated, |l, v| {
+                l.generated_bytes = v;
             }),
         ];
         for (kind, needed, set) in table {
             let mut at = Limits::default();
             set(&mut at, needed);
-            check(&valid(), &at).unwrap_or_else(|e| panic!("{kind} at {needed}: {e}"));
+            check(&v, &at).unwrap_or_else(|e| panic!("{kind} at {needed}: {e}"));
             let mut below = Limits::default();
             set(&mut below, needed - 1);
-            match check(&valid(), &below) {
+            match check(&v, &below) {
                 Err(BundleError::LimitExceeded { limit, value, max }) => {
                     assert_eq!((limit, value, max), (kind, needed, needed - 1));
                 }
@@ -493,41 +743,85 @@ mod tests {
         }
     }
 
+    /// Values the types refuse while parsing: a manifest carrying one never reaches
+    /// `validate`.
+    #[test]
+    fn the_schema_refuses_malformed_values() {
+        let cases: &[(&str, Value)] = &[
+            ("/app/name", json!("Hello")),
+            ("/app/name", json!("ferry")),
+            ("/app/name", json!("cron.d")),
+            ("/app/version", json!("1/../2")),
+            ("/app/description", json!("x\nExecStartPre=+/bin/sh")),
+            ("/install/user", json!("a b")),
+            ("/install/account", json!("borrowed")),
+            ("/install/service/capabilities", json!(["CAP_EVERYTHING"])),
+            ("/install/service/address_families", json!(["AF_EVIL"])),
+            ("/install/service/listen", json!(["localhost:80"])),
+            ("/install/service/ip_address_allow", json!(["example.com"])),
+            (
+                "/install/environments/0/sandbox",
+                json!({"no_new_privileges": "no"}),
+            ),
+            (
+                "/install/environments/0/sandbox",
+                json!({"proc_subset": "pid"}),
+            ),
+            ("/install/service/reload_signal", json!("KILL")),
+            (
+                "/install/environments/0/health/probe",
+                json!({"http": {"url": "http://db.example/x"}}),
+            ),
+            (
+                "/install/environments/0/health/probe",
+                json!({"exec": {"argv": ["relative/path"]}}),
+            ),
+            (
+                "/install/environments/0/health/probe",
+                json!({"exec": {"argv": ["/bin/x", "a\u{1b}b"]}}),
+            ),
+            ("/install/directories/0/acl", json!(["other::rwx"])),
+        ];
+        for (pointer, value) in cases {
+            let mut v = valid();
+            *v.pointer_mut(pointer)
+                .unwrap_or_else(|| panic!("{pointer}")) = value.clone();
+            assert!(parse(&v).is_err(), "{pointer} = {value}: accepted");
+        }
+    }
+
     /// Signed mistakes validate refuses, each with the text its message must contain.
     #[test]
     fn refuses_what_the_installer_must_not_act_on() {
         let cases: &[(&str, &str, Value)] = &[
-            ("not a valid name", "/app/name", json!("Hello")),
-            ("not a safe version", "/app/version", json!("1/../2")),
             ("reserved ferry/", "/files/1/path", json!("ferry/x")),
             ("not sorted and unique", "/files/1/path", json!("bin/hello")),
             ("setuid, setgid", "/files/0/mode", json!("4755")),
             ("world-writable", "/files/1/mode", json!("0666")),
-            ("no file has role binary", "/files/0/role", json!("doc")),
             (
-                "not the app's own unit hello.service",
-                "/install/unit",
-                json!("ssh.service"),
+                "bin/hello (role binary) is not in the payload",
+                "/files/0/path",
+                json!("bin/other"),
             ),
             (
-                "is not in the payload as systemd/hello.service",
+                "not where that role belongs",
+                "/files/3/path",
+                json!("systemd/ssh.service"),
+            ),
+            (
+                "not where that role belongs",
                 "/files/2/role",
-                json!("doc"),
+                json!("unit"),
             ),
             (
-                "not the app's own unit hello.socket",
-                "/install/socket_unit",
-                json!("ssh.socket"),
+                "systemd/hello.socket must be in the payload",
+                "/install/service/listen",
+                json!(["8080"]),
             ),
             (
-                "socket unit hello.socket is not in the payload",
-                "/files/3/role",
-                json!("doc"),
-            ),
-            (
-                "sysusers/hello.conf (role sysusers) is not in the payload",
-                "/files/4/role",
-                json!("doc"),
+                "logrotate/hello has role logrotate but is not where",
+                "/install/log_files",
+                json!(null),
             ),
             ("must not be root", "/install/group", json!("root")),
             (
@@ -535,31 +829,71 @@ mod tests {
                 "/install/supplementary_groups",
                 json!(["adm", "root"]),
             ),
+            (
+                "listed twice",
+                "/install/supplementary_groups",
+                json!(["adm", "adm"]),
+            ),
             ("default environment", "/install/default_env", json!("dev")),
             (
+                "environment prod is declared twice",
+                "/install/environments/1",
+                json!({"name": "prod", "sandbox": {}, "health": {"probe": "none", "timeout_secs": 1, "settle_secs": 0}}),
+            ),
+            (
                 "outside the app's own prefixes",
-                "/install/directories/0/path",
+                "/install/directories/3/path",
                 json!("/var/lib/other"),
             ),
-            ("unsafe mode", "/install/directories/0/mode", json!("2750")),
+            (
+                "outside the app's own prefixes",
+                "/install/directories/3/path",
+                json!("/var/lib/ferry"),
+            ),
+            ("unsafe mode", "/install/directories/3/mode", json!("2750")),
+            (
+                "names root",
+                "/install/directories/4/acl",
+                json!(["user:root:rwx"]),
+            ),
+            (
+                "holds releases",
+                "/install/directories/1/owner",
+                json!("hello"),
+            ),
+            (
+                "holds releases",
+                "/install/directories/2/mode",
+                json!("0775"),
+            ),
+            (
+                "/opt/hello is not declared",
+                "/install/directories/1/path",
+                json!("/srv/hello"),
+            ),
             (
                 "undeclared environment",
                 "/install/configs/0/env",
                 json!("dev"),
             ),
             (
-                "outside /etc/hello",
+                "not directly in /etc/hello",
                 "/install/configs/0/dest",
                 json!("/etc/hello2/x"),
             ),
             (
-                "not a config file in the payload",
+                "not directly in /etc/hello",
+                "/install/configs/0/dest",
+                json!("/etc/hello/keys/x"),
+            ),
+            (
+                "config/prod/hello.toml has role config but is not where",
                 "/install/configs/0/source",
                 json!("bin/hello"),
             ),
             ("unsafe mode", "/install/configs/0/mode", json!("0646")),
             (
-                "secret /etc/other/token is outside",
+                "secret /etc/other/token is not directly",
                 "/install/secrets/0/path",
                 json!("/etc/other/token"),
             ),
@@ -568,10 +902,67 @@ mod tests {
                 "/install/secrets/0/mode",
                 json!("0640"),
             ),
-            ("health timeout", "/install/health/timeout_secs", json!(0)),
+            (
+                "also a config file",
+                "/install/secrets/0/path",
+                json!("/etc/hello/hello.toml"),
+            ),
+            (
+                "capability CAP_SYS_ADMIN is listed twice",
+                "/install/service/capabilities",
+                json!(["CAP_SYS_ADMIN", "CAP_SYS_ADMIN"]),
+            ),
+            (
+                "void under PrivateUsers=yes",
+                "/install/service/capabilities",
+                json!(["CAP_NET_RAW"]),
+            ),
+            (
+                "must include AF_UNIX",
+                "/install/service/address_families",
+                json!(["AF_INET"]),
+            ),
+            (
+                "not under /run/hello",
+                "/install/service/listen",
+                json!(["/run/other/sock"]),
+            ),
+            (
+                "writable path /etc/shadow is outside",
+                "/install/service/writable_paths",
+                json!(["/etc/shadow"]),
+            ),
+            (
+                "writable path /opt/hello/current is outside",
+                "/install/service/writable_paths",
+                json!(["/opt/hello/current"]),
+            ),
+            (
+                "a private network has no IP addresses",
+                "/install/service/ip_address_allow",
+                json!(["10.0.0.0/8"]),
+            ),
+            (
+                "health timeout",
+                "/install/environments/0/health/timeout_secs",
+                json!(0),
+            ),
+            (
+                "settle time",
+                "/install/environments/0/health/settle_secs",
+                json!(31),
+            ),
+            ("control character", "/build/module", json!("m\u{1b}[2J")),
         ];
         for (message, pointer, value) in cases {
             let mut v = valid();
+            if *pointer == "/install/service/ip_address_allow" {
+                v["install"]["service"]["private_network"] = json!(true);
+            }
+            if *pointer == "/install/environments/1" {
+                let e = v["install"]["environments"][0].clone();
+                v["install"]["environments"].as_array_mut().unwrap().push(e);
+            }
             *v.pointer_mut(pointer)
                 .unwrap_or_else(|| panic!("{pointer}")) = value.clone();
             match check(&v, &Limits::default()) {

@@ -203,23 +203,47 @@ impl TrustStore {
     pub fn resolve(&self) -> Result<Resolved, TrustError> {
         let mut notes = Vec::new();
         let mut revoked: BTreeSet<KeyId> = self.revoked_ids.iter().copied().collect();
-        // Revocations may be signed by any key we know of (roots or rotated-in keys), so
-        // collect every candidate key first; a revocation never adds trust, so checking
-        // its signature against an untrusted-but-known key only widens who may revoke.
-        let mut known: Vec<PublicKey> = self.roots.clone();
+        // Who may revoke: a key this host trusts (a root, or a key a verified rotation
+        // chain from a root adds), or the revoked key itself. A rotation statement counts
+        // for nothing until its signature verifies by such a key, so a statement signed by
+        // a stranger cannot smuggle in a key whose revocations would then be honoured.
+        let vouched = self.closure(&self.roots, &BTreeSet::new(), &mut Vec::new())?;
+        // Public keys a self-revocation may be checked against: only to learn what a
+        // key looks like; such a statement revokes nothing but its own signer.
+        let mut strangers: Vec<PublicKey> = Vec::new();
         for r in &self.rotations {
-            // Only to learn which keys exist; the rotation's signature is checked below.
             if let Some(rot) = embedded_message(&r.text).and_then(|m| parse_rotation(m).ok()) {
-                known.push(rot.new);
+                if !vouched.iter().any(|k| k.key_id() == rot.new.key_id()) {
+                    strangers.push(rot.new);
+                }
             }
         }
         for st in &self.revocations {
-            let (msg, signer) =
-                open_statement(st, &known).ok_or_else(|| TrustError::Malformed {
-                    what: REVOCATION_HEADER,
-                    detail: format!("{}: not signed by any known key", st.origin),
-                })?;
+            let (msg, signer, trusted) = match open_statement(st, &vouched) {
+                Some((m, s)) => (m, s, true),
+                None => match open_statement(st, &strangers) {
+                    Some((m, s)) => (m, s, false),
+                    None => {
+                        return Err(TrustError::Malformed {
+                            what: REVOCATION_HEADER,
+                            detail: format!(
+                                "{}: not signed by a trusted key or by the key it revokes",
+                                st.origin
+                            ),
+                        })
+                    }
+                },
+            };
             let rev = parse_revocation(msg)?;
+            if !trusted && rev.revoked.iter().any(|id| *id != signer) {
+                return Err(TrustError::Malformed {
+                    what: REVOCATION_HEADER,
+                    detail: format!(
+                        "{}: signed by {signer}, which this host does not trust, and revokes other keys than itself",
+                        st.origin
+                    ),
+                });
+            }
             for id in rev.revoked {
                 notes.push(format!(
                     "{id} revoked by a statement signed by {signer} ({})",
@@ -228,12 +252,28 @@ impl TrustStore {
                 revoked.insert(id);
             }
         }
-        let mut trusted: Vec<PublicKey> = self
+        let roots: Vec<PublicKey> = self
             .roots
             .iter()
             .filter(|k| !revoked.contains(&k.key_id()))
             .cloned()
             .collect();
+        let trusted = self.closure(&roots, &revoked, &mut notes)?;
+        Ok(Resolved {
+            keyring: Keyring::with_revoked(trusted, revoked.into_iter().collect()),
+            notes,
+        })
+    }
+
+    /// `start` plus every key a rotation signed by a key already in the set adds,
+    /// repeated until nothing changes (A→B→C chains), skipping revoked keys.
+    fn closure(
+        &self,
+        start: &[PublicKey],
+        revoked: &BTreeSet<KeyId>,
+        notes: &mut Vec<String>,
+    ) -> Result<Vec<PublicKey>, TrustError> {
+        let mut trusted: Vec<PublicKey> = start.to_vec();
         loop {
             let mut added = false;
             for st in &self.rotations {
@@ -261,13 +301,9 @@ impl TrustStore {
                 }
             }
             if !added {
-                break;
+                return Ok(trusted);
             }
         }
-        Ok(Resolved {
-            keyring: Keyring::with_revoked(trusted, revoked.into_iter().collect()),
-            notes,
-        })
     }
 }
 
@@ -373,5 +409,47 @@ mod tests {
             assert!(parse_rotation(bad.as_bytes()).is_err(), "{bad:?}");
         }
         assert!(parse_revocation(b"ferry key revocation v1\nissued: 1\n").is_err());
+    }
+
+    /// A revocation signed by a key that only an *unverified* rotation names is no
+    /// revocation: it must not revoke every trusted key.
+    #[test]
+    fn revocations_count_only_from_trusted_keys_or_the_key_itself() {
+        let (a, evil) = (key(1), key(9));
+        // A rotation evil -> evil2 signed by evil (not trusted), and evil revoking a.
+        let evil2 = key(10);
+        let bogus_rotation = stmt(rotation_statement(&evil, &evil2.public_key(), 1).unwrap());
+        let evil2_revokes_a = stmt(revocation_statement(&evil2, &[a.key_id()], 2, "x").unwrap());
+        let store = TrustStore {
+            roots: vec![a.public_key()],
+            rotations: vec![bogus_rotation.clone()],
+            revocations: vec![evil2_revokes_a],
+            ..TrustStore::default()
+        };
+        let e = store.resolve().unwrap_err().to_string();
+        assert!(e.contains("revokes other keys than itself"), "{e}");
+        // The same stranger revoking itself is harmless and accepted.
+        let evil2_revokes_itself =
+            stmt(revocation_statement(&evil2, &[evil2.key_id()], 2, "x").unwrap());
+        let store = TrustStore {
+            roots: vec![a.public_key()],
+            rotations: vec![bogus_rotation],
+            revocations: vec![evil2_revokes_itself],
+            ..TrustStore::default()
+        };
+        let r = store.resolve().unwrap();
+        assert!(r.keyring.get(&a.key_id()).is_some());
+        // A key added by a verified rotation may revoke (the new key retires the old).
+        let b = key(2);
+        let ab = stmt(rotation_statement(&a, &b.public_key(), 1).unwrap());
+        let b_revokes_a = stmt(revocation_statement(&b, &[a.key_id()], 3, "retired").unwrap());
+        let store = TrustStore {
+            roots: vec![a.public_key(), b.public_key()],
+            rotations: vec![ab],
+            revocations: vec![b_revokes_a],
+            ..TrustStore::default()
+        };
+        let r = store.resolve().unwrap();
+        assert!(r.keyring.get(&a.key_id()).is_none() && r.keyring.get(&b.key_id()).is_some());
     }
 }

@@ -10,9 +10,12 @@ use serde::Serialize;
 
 use crate::archive::{read_bundle, BundleError, Verified};
 use crate::claims::{Claims, ClaimsError};
+use crate::conform::{self, ConformError, Generated};
+use crate::entry_path::EntryPath;
 use crate::keyring::{Keyring, KeyringError};
 use crate::limits::{LimitKind, Limits};
 use crate::manifest::FileEntry;
+use crate::manifest::Role;
 use crate::minisign::{KeyId, SigError, Signature};
 
 /// Whether a detached signature must be present beside the bundle.
@@ -71,6 +74,10 @@ pub enum VerifyError {
         #[source]
         source: ClaimsError,
     },
+    /// A generated file says more than the manifest (the signature may be valid: the
+    /// content is the problem).
+    #[error("{0} (it says more than the manifest declares)")]
+    Conform(#[source] ConformError),
 }
 
 impl VerifyError {
@@ -189,7 +196,29 @@ pub fn verify_reader(
     limits: &Limits,
     sink: &mut dyn FnMut(&FileEntry, &mut dyn Read) -> io::Result<()>,
 ) -> Result<Outcome, VerifyError> {
-    let verified = read_bundle(input, keyring, limits, sink)?;
+    // The generated files (a few KiB, bounded by `limits.generated_bytes` in
+    // `Manifest::validate`) are kept as they pass, to be held against the manifest once
+    // every digest is verified: a tampered file is reported as tampered, not as odd.
+    let mut generated: Vec<(EntryPath, Vec<u8>)> = Vec::new();
+    let verified = read_bundle(input, keyring, limits, &mut |e, r| {
+        if matches!(
+            e.role,
+            Role::Unit | Role::Sysusers | Role::Tmpfiles | Role::Logrotate
+        ) {
+            let mut data = Vec::with_capacity(usize::try_from(e.size).unwrap_or(0));
+            r.read_to_end(&mut data)?;
+            sink(e, &mut &data[..])?;
+            generated.push((e.path.clone(), data));
+            Ok(())
+        } else {
+            sink(e, r)
+        }
+    })?;
+    conform::check(
+        &verified.manifest,
+        &Generated::from_members(&verified.manifest, &generated),
+    )
+    .map_err(VerifyError::Conform)?;
     let detached = match detached {
         None => Detached::Absent,
         Some((sig_path, sig)) => {
@@ -245,8 +274,8 @@ impl Report {
         let m = &o.verified.manifest;
         Self {
             bundle: path.display().to_string(),
-            app: m.app.name.clone(),
-            version: m.app.version.clone(),
+            app: m.app.name.to_string(),
+            version: m.app.version.to_string(),
             target: m.target.to_string(),
             key_id: o.verified.key_id.to_string(),
             manifest_sha256: o.verified.manifest_sha256.to_string(),

@@ -50,7 +50,7 @@ impl Acl {
         }
     }
 
-    fn mask(&self) -> u8 {
+    pub fn mask(&self) -> u8 {
         self.named.iter().fold(self.group_obj, |m, n| {
             m | match n {
                 Named::User { perms, .. } | Named::Group { perms, .. } => *perms,

@@ -31,6 +31,7 @@ const LIMIT_FLAGS: &[&str] = &[
     "max-total-bytes",
     "max-path-bytes",
     "max-ratio",
+    "max-generated-bytes",
 ];
 
 struct Spec {
@@ -80,7 +81,7 @@ const LIMIT_HELP: &str = "\
 Limits (defaults in README, \"Limits\"):
       --max-manifest-bytes <BYTES>   --max-signature-bytes <BYTES>   --max-files <N>
       --max-file-bytes <BYTES>       --max-total-bytes <BYTES>       --max-path-bytes <BYTES>
-      --max-ratio <N>
+      --max-ratio <N>                --max-generated-bytes <BYTES>
 ";
 
 const SPECS: &[Spec] = &[
@@ -108,7 +109,7 @@ Options:
         name: "install",
         positional: &["BUNDLE"],
         value_flags: &["volume", "tmpdir", "env", "root"],
-        bool_flags: &["dry-run", "no-start", "allow-downgrade"],
+        bool_flags: &["dry-run", "no-start", "allow-downgrade", "allow-escalation"],
         keys: true,
         limits: true,
         help: "\
@@ -126,6 +127,8 @@ Options:
       --dry-run              Verify and print the plan; change nothing
       --no-start             Lay out and enable, but do not (re)start the service
       --allow-downgrade      Allow installing a version older than the installed one
+      --allow-escalation     Allow an upgrade that widens the service's footprint (review
+                             it first with --dry-run)
       --volume <DIR>         Another directory holding kit volumes (repeatable)
       --tmpdir <DIR>         Scratch space on the host; nothing is written beside the bundle
                              [default: /var/tmp]
@@ -275,6 +278,7 @@ impl Matches {
             max_total_bytes: self.number("max-total-bytes")?,
             max_path_bytes: self.number("max-path-bytes")?,
             max_ratio: self.number("max-ratio")?,
+            max_generated_bytes: self.number("max-generated-bytes")?,
         })
     }
 
@@ -439,6 +443,7 @@ fn build(m: &Matches) -> Result<Command, UsageError> {
             dry_run: m.flag("dry-run"),
             no_start: m.flag("no-start"),
             allow_downgrade: m.flag("allow-downgrade"),
+            allow_escalation: m.flag("allow-escalation"),
             limits: m.limits()?,
         },
         "status" => Command::Status {

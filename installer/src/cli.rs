@@ -42,6 +42,8 @@ pub struct LimitArgs {
     pub max_path_bytes: Option<usize>,
     /// Largest decompression ratio.
     pub max_ratio: Option<u64>,
+    /// Largest generated file (unit, rules), bytes.
+    pub max_generated_bytes: Option<u64>,
 }
 
 impl LimitArgs {
@@ -64,6 +66,9 @@ impl LimitArgs {
         }
         if let Some(v) = self.max_path_bytes {
             l.path_bytes = v;
+        }
+        if let Some(v) = self.max_generated_bytes {
+            l.generated_bytes = v;
         }
         if let Some(v) = self.max_ratio {
             l.ratio = v;
@@ -109,6 +114,8 @@ pub enum Command {
         no_start: bool,
         /// Allow installing a version older than the installed one.
         allow_downgrade: bool,
+        /// Allow an upgrade that widens the footprint.
+        allow_escalation: bool,
         limits: LimitArgs,
     },
     /// Show an installed application's release, service state and health.

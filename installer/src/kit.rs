@@ -135,7 +135,7 @@ pub fn resolve(path: &Path, keyring: &Keyring, extra: &[PathBuf]) -> Result<Opti
 /// Every part of the bundle and its signature present with the size and SHA-256 the
 /// index lists, checked before anything else happens; the bad ones are named.
 pub fn check(kb: &KitBundle) -> Result<()> {
-    crate::install::step(&format!(
+    crate::steps::step(&format!(
         "checking the parts of {} against the signed kit index",
         kb.name
     ));

@@ -1,5 +1,3 @@
-use std::path::Path;
-
 use ferry_format::report::{print_error, print_json, Code};
 use ferry_format::verify::DetachedPolicy;
 use ferry_install::args::{self, Parsed};
@@ -68,7 +66,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             limits,
             ..
         } => {
-            let keyring = keys::load(&key_args, Path::new("/"))?;
+            let keyring = keys::load(&key_args, &Host::new(None), &mut |n| {
+                ferry_install::steps::step(n);
+            })?;
             kit::verify_command(&dir, &keyring, &limits.limits(), &volumes, json)?;
         }
         Command::Verify {
@@ -79,7 +79,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             ..
         } => {
             let bundle = bundle.expect("the parser requires BUNDLE without --kit");
-            let keyring = keys::load(&key_args, Path::new("/"))?;
+            let keyring = keys::load(&key_args, &Host::new(None), &mut |n| {
+                ferry_install::steps::step(n);
+            })?;
             let policy = if require_detached {
                 DetachedPolicy::Required
             } else {
@@ -98,10 +100,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             dry_run,
             no_start,
             allow_downgrade,
+            allow_escalation,
             limits,
         } => {
             let host = Host::new(root.as_deref());
-            let keyring = keys::load(&key_args, &host.root)?;
+            let keyring = keys::load(&key_args, &host, &mut |n| ferry_install::steps::step(n))?;
             let kit = kit::resolve(&bundle, &keyring, &volumes)?;
             if let Some(k) = &kit {
                 kit::check(k)?;
@@ -115,6 +118,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 host,
                 apply: if dry_run { Apply::DryRun } else { Apply::Yes },
                 start: if no_start { Start::No } else { Start::Yes },
+                escalation: if allow_escalation {
+                    install::Escalation::Allow
+                } else {
+                    install::Escalation::Refuse
+                },
                 downgrade: if allow_downgrade {
                     Downgrade::Allow
                 } else {
@@ -140,10 +148,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     }
                 }
                 if r.dry_run {
+                    install::print_footprint(&r.plan);
                     println!(
                         "{}",
                         serde_json::to_string_pretty(&r.plan).unwrap_or_default()
                     );
+                } else if let Some(d) = r
+                    .plan
+                    .footprint_changes
+                    .as_ref()
+                    .filter(|d| !d.added.is_empty() || !d.removed.is_empty())
+                {
+                    install::print_changes(d);
                 }
                 println!("{}", r.message);
             });
@@ -202,7 +218,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 println!(
                     "{} {} uninstalled; kept: {}",
                     r.app,
-                    r.version,
+                    r.version.as_deref().unwrap_or("(no release)"),
                     if r.kept.is_empty() {
                         "nothing".into()
                     } else {

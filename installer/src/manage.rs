@@ -1,13 +1,16 @@
 //! `status`, `list`, `rollback` and `uninstall`: acting on what `install` recorded.
 
 use anyhow::{anyhow, Context as _, Result};
+use ferry_format::install::{HostPath, Keep};
+use ferry_format::layout::{AppName, Layout};
+use ferry_format::manifest::Manifest;
 use serde::Serialize;
 
 use crate::exit::{Precondition, RolledBack};
 use crate::host::{Host, Mode};
-use crate::install::step;
 use crate::journal::Journal;
 use crate::state::{self, AppState, InstalledFile};
+use crate::steps::step;
 use crate::{activate, recover};
 
 fn require_root() -> Result<()> {
@@ -20,12 +23,17 @@ fn require_root() -> Result<()> {
     }
 }
 
-fn installed(host: &Host, app: &str) -> Result<AppState> {
+fn app_name(app: &str) -> Result<AppName> {
+    AppName::new(app).map_err(|e| anyhow!(crate::kit::Usage(e.to_string())))
+}
+
+fn installed(host: &Host, app: &AppName) -> Result<AppState> {
     state::load(host, app)?
         .filter(|s| s.current.is_some())
         .ok_or_else(|| {
             anyhow!(Precondition(format!(
-                "{app} is not installed (no record under /var/lib/ferry/{app})"
+                "{app} is not installed (no record under {})",
+                app.layout().state_dir()
             )))
         })
 }
@@ -49,10 +57,11 @@ pub struct Status {
 }
 
 pub fn status(host: &Host, app: &str) -> Result<Status> {
-    let st = installed(host, app)?;
+    let app = app_name(app)?;
+    let st = installed(host, &app)?;
     let cur = st.current.clone().expect("installed");
-    let m = recover::release_manifest(host, app, &cur.version)?;
-    let unit = m.install.unit.to_string();
+    let m = recover::release_manifest(host, &app, &cur.version)?;
+    let unit = app.layout().unit_name();
     let (mut active, mut sub, mut restarts, mut healthy) = (None, None, None, None);
     if host.mode == Mode::Live && host.systemd_running() {
         let p = host.unit_properties(&unit, &["ActiveState", "SubState", "NRestarts"])?;
@@ -61,20 +70,24 @@ pub fn status(host: &Host, app: &str) -> Result<Status> {
         restarts = p.get("NRestarts").cloned();
         healthy = Some(
             active.as_deref() == Some("active")
-                && crate::health::probe_once(&m.install.health.probe).is_ok(),
+                && crate::health::probe_once(host, &m, &crate::state::env_name(&cur.env)).is_ok(),
         );
     }
     let modified_files = cur
         .files
         .iter()
         .filter(|f| {
-            !ferry_format::digest::sha256_file(&host.rel(&f.path))
-                .is_ok_and(|(d, _)| d.to_hex() == f.sha256)
+            !HostPath::new(&f.path).is_ok_and(|p| {
+                host.read_file(&p, crate::apply::MAX_CONFIG)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|d| ferry_format::Sha256::of(&d).to_hex() == f.sha256)
+            })
         })
         .map(|f| f.path.clone())
         .collect();
     Ok(Status {
-        app: app.to_owned(),
+        app: app.to_string(),
         version: cur.version,
         env: cur.env,
         installed_at: cur.installed_at,
@@ -130,43 +143,47 @@ pub struct RollbackReport {
 /// restarts and checks it; if that release is unhealthy, returns to where it started.
 pub fn rollback(host: &Host, app: &str) -> Result<RollbackReport> {
     require_root()?;
-    recover::recover(host, app)?;
-    let mut st = installed(host, app)?;
+    let app = app_name(app)?;
+    crate::plan::check_state_dir(host)?;
+    recover::recover(host, &app)?;
+    let mut st = installed(host, &app)?;
     let cur = st.current.clone().expect("installed");
     let prev = st.previous.last().cloned().ok_or_else(|| {
         anyhow!(Precondition(format!(
             "{app} has no previous release to roll back to"
         )))
     })?;
-    let m = recover::release_manifest(host, app, &prev.version)?;
-    let release = host.rel(&format!("/opt/{app}/releases/{}", prev.version));
-    if !release.is_dir() {
-        return Err(anyhow!(Precondition(format!(
-            "{} is missing",
-            release.display()
-        ))));
+    let m = recover::release_manifest(host, &app, &prev.version)?;
+    let l = app.layout();
+    let release = l.release(&prev.version);
+    if host.open_dir(&release)?.is_none() {
+        return Err(anyhow!(Precondition(format!("{release} is missing"))));
     }
     step(&format!(
         "rolling {app} back from {} to {}",
         cur.version, prev.version
     ));
-    let mut journal = Journal::begin(host, app, Some(cur.version.clone()), &prev.version)?;
+    let mut journal = Journal::begin(host, &app, Some(&cur.version), &prev.version)?;
     let result = (|| -> Result<(Vec<InstalledFile>, Vec<String>)> {
-        journal.switch_symlink(
-            &host.rel(&format!("/opt/{app}/current")),
-            std::path::Path::new(&format!("releases/{}", prev.version)),
-        )?;
-        let mut files = Vec::new();
-        for (src, dest, _) in activate::system_files(&m) {
-            let data =
-                std::fs::read(release.join(&src)).with_context(|| format!("reading {src}"))?;
-            journal.put_file(&host.rel(&dest), &data, 0, 0, 0o644)?;
+        journal.switch_symlink(&l.current(), &Layout::current_target(&prev.version))?;
+        let release_path = host.path(&release);
+        let sysusers = std::fs::read(release_path.join(l.payload_sysusers().as_str()))
+            .context("reading the release's sysusers file")?;
+        journal.put_root_file(&l.sysusers_file(), &sysusers, 0o644)?;
+        let mut files = vec![InstalledFile {
+            path: l.sysusers_file().to_string(),
+            sha256: ferry_format::Sha256::of(&sysusers).to_string(),
+        }];
+        for (src, dest) in activate::system_files(&m, &crate::state::env_name(&prev.env)) {
+            let data = std::fs::read(release_path.join(src.as_str()))
+                .with_context(|| format!("reading {src}"))?;
+            journal.put_root_file(&dest, &data, 0o644)?;
             files.push(InstalledFile {
-                path: dest,
+                path: dest.to_string(),
                 sha256: ferry_format::Sha256::of(&data).to_string(),
             });
         }
-        let restored = restore_default_configs(host, app, &m, &prev.env, &release, &mut journal)?;
+        let restored = restore_default_configs(host, &app, &m, &prev.env, &mut journal)?;
         if host.mode == Mode::Live {
             host.systemctl(&["daemon-reload"])?;
         }
@@ -175,17 +192,17 @@ pub fn rollback(host: &Host, app: &str) -> Result<RollbackReport> {
     let (files, restored_configs) = match result {
         Ok(f) => f,
         Err(e) => {
-            journal.undo()?;
+            journal.undo(&mut |n| step(&format!("warning: {n}")))?;
             return Err(e);
         }
     };
     let mut started = false;
     if host.mode == Mode::Live {
-        if let Err(u) = activate::start_and_check(host, &m) {
-            journal.undo()?;
+        if let Err(u) = activate::start_and_check(host, &m, &crate::state::env_name(&prev.env)) {
+            journal.undo(&mut |n| step(&format!("warning: {n}")))?;
             host.systemctl(&["daemon-reload"])?;
-            let cur_m = recover::release_manifest(host, app, &cur.version)?;
-            let _ = activate::start_and_check(host, &cur_m);
+            let cur_m = recover::release_manifest(host, &app, &cur.version)?;
+            let _ = activate::start_and_check(host, &cur_m, &crate::state::env_name(&cur.env));
             return Err(anyhow!(RolledBack(format!(
                 "{app} {} was unhealthy ({}); stayed on {}",
                 prev.version, u.0, cur.version
@@ -194,17 +211,15 @@ pub fn rollback(host: &Host, app: &str) -> Result<RollbackReport> {
         started = true;
     }
     st.previous.retain(|r| r.version != prev.version);
-    let mut old = cur.clone();
-    old.installed_at = cur.installed_at;
-    st.previous.push(old);
+    st.previous.push(cur.clone());
     let mut now = prev.clone();
     now.files = files;
     now.installed_at = state::now();
     st.current = Some(now);
-    state::save_journaled(host, &st, &mut journal)?;
+    state::save_journaled(&st, &app, &mut journal)?;
     journal.commit()?;
     Ok(RollbackReport {
-        app: app.to_owned(),
+        app: app.to_string(),
         from_version: cur.version,
         to_version: prev.version,
         started,
@@ -217,22 +232,21 @@ pub fn rollback(host: &Host, app: &str) -> Result<RollbackReport> {
 /// with a newer one's default config, which it may not understand. Edited files stay.
 fn restore_default_configs(
     host: &Host,
-    app: &str,
-    m: &ferry_format::manifest::Manifest,
+    app: &AppName,
+    m: &Manifest,
     env: &str,
-    release: &std::path::Path,
     journal: &mut Journal,
 ) -> Result<Vec<String>> {
     let mut restored = Vec::new();
     let accounts = crate::accounts::Accounts::load(&host.root)?;
+    let release = host.path(&app.layout().release(&m.app.version));
     for c in m.install.configs.iter().filter(|c| c.env.as_str() == env) {
-        let dest = host.path(&c.dest);
-        let Ok(existing) = std::fs::read(&dest) else {
+        let Some(existing) = host.read_file(&c.dest, crate::apply::MAX_CONFIG)? else {
             continue;
         };
         let data = std::fs::read(release.join(c.source.as_str()))
             .with_context(|| format!("reading {} from the release", c.source.as_str()))?;
-        if existing == data || !crate::install::is_recorded_default(host, app, &c.dest, &existing) {
+        if existing == data || !crate::apply::is_recorded_default(host, app, &c.dest, &existing) {
             continue;
         }
         let uid = accounts
@@ -241,7 +255,7 @@ fn restore_default_configs(
         let gid = accounts
             .gid(c.group.as_str())
             .ok_or_else(|| anyhow!("no group {}", c.group))?;
-        journal.put_file(&dest, &data, uid, gid, c.mode.bits())?;
+        journal.put_file(&c.dest, &data, uid, gid, c.mode.bits())?;
         restored.push(c.dest.to_string());
     }
     Ok(restored)
@@ -257,75 +271,130 @@ pub enum Purge {
 #[derive(Debug, Serialize)]
 pub struct UninstallReport {
     pub app: String,
-    pub version: String,
+    pub version: Option<String>,
     pub removed: Vec<String>,
     pub kept: Vec<String>,
 }
 
+/// Removes `path` (a file, or a directory and everything in it) without following a
+/// symlink anywhere below its system directory; returns whether anything was there.
+fn remove(host: &Host, path: &HostPath) -> Result<bool> {
+    let Some((dir, name)) = host.open_parent(path)? else {
+        return Ok(false);
+    };
+    if dir.meta_at(&name)?.is_none() {
+        return Ok(false);
+    }
+    dir.remove_tree_at(&name)
+        .with_context(|| format!("removing {path}"))?;
+    dir.sync()?;
+    Ok(true)
+}
+
 pub fn uninstall(host: &Host, app: &str, purge: Purge) -> Result<UninstallReport> {
     require_root()?;
-    recover::recover(host, app)?;
-    let st = installed(host, app)?;
-    let cur = st.current.clone().expect("installed");
-    let m = recover::release_manifest(host, app, &cur.version)?;
-    let inst = &m.install;
-    step(&format!("stopping and disabling {}", inst.unit));
-    let mut units = vec![inst.unit.to_string()];
-    if let Some(s) = &inst.socket_unit {
-        units.push(s.to_string());
-    }
-    for u in &units {
-        match host.mode {
-            Mode::Live => {
-                let _ = host.systemctl(&["disable", "--now", u]);
-            }
-            Mode::Offline => {
-                let _ = host.systemctl(&["disable", u]);
-            }
-        }
-    }
+    let app = app_name(app)?;
+    crate::plan::check_state_dir(host)?;
+    recover::recover(host, &app)?;
+    let Some(mut st) = state::load(host, &app)? else {
+        return Err(anyhow!(Precondition(format!(
+            "{app} is not installed (no record under {})",
+            app.layout().state_dir()
+        ))));
+    };
+    let l = app.layout();
+    let manifest = match &st.current {
+        Some(cur) => Some(recover::release_manifest(host, &app, &cur.version)?),
+        None => None,
+    };
     let mut removed = Vec::new();
     let mut kept = Vec::new();
-    let mut rm_file = |p: String| {
-        if std::fs::remove_file(host.rel(&p)).is_ok() {
-            removed.push(p);
+    if let Some(m) = &manifest {
+        step(&format!("stopping and disabling {}", l.unit_name()));
+        let mut units = vec![l.unit_name()];
+        if m.install.service.socket_activated() {
+            units.push(l.socket_name());
         }
-    };
-    for (_, dest, _) in activate::system_files(&m) {
-        rm_file(dest);
-    }
-    rm_file(format!("/etc/sysusers.d/{app}.conf"));
-    if host.mode == Mode::Live {
-        let _ = host.systemctl(&["daemon-reload"]);
-        let _ = host.systemctl(&["reset-failed", inst.unit.as_str()]);
-    }
-    let opt = format!("/opt/{app}");
-    if std::fs::remove_dir_all(host.rel(&opt)).is_ok() {
-        removed.push(opt);
-    }
-    for d in &inst.directories {
-        let path = d.path.to_string();
-        if path.starts_with(&format!("/opt/{app}")) {
-            continue;
+        for u in &units {
+            let _ = match host.mode {
+                Mode::Live => host.systemctl(&["disable", "--now", u]),
+                Mode::Offline => host.systemctl(&["disable", u]),
+            };
         }
-        match (d.keep, purge) {
-            (ferry_format::install::Keep::Release, _) | (_, Purge::Everything) => {
-                if std::fs::remove_dir_all(host.path(&d.path)).is_ok() {
-                    removed.push(path);
-                }
-            }
-            _ => {
-                if host.path(&d.path).exists() {
-                    kept.push(path);
-                }
+        let env = st.current.as_ref().map_or_else(
+            || m.install.default_env.clone(),
+            |c| crate::state::env_name(&c.env),
+        );
+        for (_, dest) in activate::system_files(m, &env) {
+            if remove(host, &dest)? {
+                removed.push(dest.to_string());
             }
         }
+        if remove(host, &l.sysusers_file())? {
+            removed.push(l.sysusers_file().to_string());
+        }
+        if host.mode == Mode::Live {
+            let _ = host.systemctl(&["daemon-reload"]);
+            let _ = host.systemctl(&["reset-failed", &l.unit_name()]);
+        }
+        if remove(host, &l.opt())? {
+            removed.push(l.opt().to_string());
+        }
     }
-    let _ = std::fs::remove_dir_all(state::dir(host, app));
-    removed.push(format!("/var/lib/ferry/{app}"));
+    // Directories: the release's always; configuration, data and logs with --purge.
+    let mut dirs: Vec<(HostPath, Keep)> = manifest
+        .iter()
+        .flat_map(|m| {
+            m.install
+                .directories
+                .iter()
+                .map(|d| (d.path.clone(), d.keep))
+        })
+        .filter(|(p, _)| !p.is_within(&l.opt()))
+        .collect();
+    for k in &st.kept {
+        if !dirs.iter().any(|(p, _)| p == k) {
+            dirs.push((k.clone(), Keep::Data));
+        }
+    }
+    dirs.sort_by(|a, b| b.0.cmp(&a.0));
+    let mut still = Vec::new();
+    for (p, keep) in dirs {
+        if keep == Keep::Release || purge == Purge::Everything {
+            if remove(host, &p)? {
+                removed.push(p.to_string());
+            }
+        } else if host.meta(&p)?.is_some() {
+            kept.push(p.to_string());
+            still.push(p);
+        }
+    }
+    if purge == Purge::Everything {
+        // An operator's drop-ins (`systemctl edit`) configure a unit that no longer exists.
+        if remove(host, &l.unit_dropin_dir())? {
+            removed.push(l.unit_dropin_dir().to_string());
+        }
+    }
+    let version = st.current.as_ref().map(|c| c.version.clone());
+    if still.is_empty() {
+        remove(host, &l.state_dir())?;
+        removed.push(l.state_dir().to_string());
+    } else {
+        // The kept directories stay this app's: a later install may use them and
+        // `uninstall --purge` can still remove them.
+        let keep_manifests = l.state_dir();
+        st.current = None;
+        st.previous.clear();
+        still.sort();
+        st.kept = still;
+        state::save(host, &app, &st)?;
+        if let Some(d) = host.open_dir(&keep_manifests)? {
+            d.remove_tree_at("manifests")?;
+        }
+    }
     Ok(UninstallReport {
-        app: app.to_owned(),
-        version: cur.version,
+        app: app.to_string(),
+        version,
         removed,
         kept,
     })

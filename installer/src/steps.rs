@@ -1,6 +1,12 @@
-//! Named points in an install, and a test hook that kills the installer at one of them
-//! (`FERRY_TEST_KILL_AT=<step>`), so crash consistency is tested at every boundary. A
-//! kill there is exactly what a power cut does; the next run undoes the journal.
+//! Progress lines, named points in an install, and a test hook that kills the installer
+//! at one of them (`FERRY_TEST_KILL_AT=<step>`), so crash consistency is tested at every
+//! boundary. A kill there is exactly what a power cut does; the next run undoes the
+//! journal.
+
+/// One progress line on stderr.
+pub fn step(msg: &str) {
+    eprintln!("ferry-install: {msg}");
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {

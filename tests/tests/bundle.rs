@@ -1364,3 +1364,606 @@ fn build_json_reports_what_was_built_and_prints_no_progress_on_a_pipe() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// 11. The build machine (issue 11): a contributor who edits ferry.toml or templates must not
+// reach the release engineer's machine, key or passphrase through `ferry build`.
+
+/// Asserts one `error:` line on stderr (no `caused by:`) holding every needle.
+fn assert_one_error_line(out: &std::process::Output, needles: &[&str]) {
+    let err = stderr(out);
+    assert!(
+        err.starts_with("error: ") && err.lines().count() == 1,
+        "not one error line: {err:?}"
+    );
+    for n in needles {
+        assert!(err.contains(n), "{n:?} not in {err:?}");
+    }
+}
+
+/// `ferry build DIR --key KEY --out OUT --target linux/amd64`.
+fn build_cmd(dir: &Path, key: &Path, out: &Path) -> Command {
+    let mut cmd = ferry();
+    cmd.arg("build")
+        .arg(dir)
+        .arg("--key")
+        .arg(key)
+        .arg("--out")
+        .arg(out)
+        .args(["--target", "linux/amd64"]);
+    cmd
+}
+
+/// A copy of examples/hello under `tmp` whose ferry.toml is `edit(original)`.
+fn hello_copy(tmp: &Path, edit: impl FnOnce(&str) -> String) -> PathBuf {
+    let dir = tmp.join("hello");
+    if !dir.exists() {
+        copy_tree(&hello_dir(), &dir);
+    }
+    let original = fs::read_to_string(hello_dir().join("ferry.toml")).unwrap();
+    fs::write(dir.join("ferry.toml"), edit(&original)).unwrap();
+    dir
+}
+
+fn replaced(text: &str, from: &str, to: &str) -> String {
+    assert!(text.contains(from), "ferry.toml has no {from:?}");
+    text.replacen(from, to, 1)
+}
+
+#[test]
+fn ferry_toml_values_never_become_go_flags() {
+    let s = shared();
+    let tmp = tempdir();
+    // What a -toolexec would run for every compile step: it leaves a mark.
+    let mark = tmp.path().join("evil-ran");
+    let evil = tmp.path().join("evil.sh");
+    fs::write(
+        &evil,
+        format!("#!/bin/sh\ntouch {}\nexec \"$@\"\n", mark.display()),
+    )
+    .unwrap();
+    fs::set_permissions(&evil, fs::Permissions::from_mode(0o755)).unwrap();
+    let flag = format!("-toolexec={}", evil.display());
+
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "package = \"./cmd/hello\"",
+            format!("package = \"{flag}\""),
+            "app.package: \"-toolexec=",
+        ),
+        (
+            "package = \"./cmd/hello\"",
+            "package = \"./../../somewhere\"".into(),
+            "app.package: \"./../../somewhere\" is not a Go package",
+        ),
+        (
+            "version_variable = \"main.version\"",
+            format!("version_variable = \"main.version {flag}\""),
+            "app.version_variable:",
+        ),
+        (
+            "# tags = [\"netgo\"]",
+            format!("tags = [\"netgo {flag}\"]"),
+            "build.tags[0]:",
+        ),
+        (
+            "# ldflags_x = { \"main.crashAtStart\" = \"1\" }",
+            format!("ldflags_x = {{ \"{flag}\" = \"1\" }}"),
+            "build.ldflags_x.-toolexec=",
+        ),
+    ];
+    let out = tmp.path().join("out");
+    for (from, to, needle) in &cases {
+        let dir = hello_copy(tmp.path(), |t| replaced(t, from, to));
+        let o = exits(&mut build_cmd(&dir, &s.key, &out), 1);
+        assert_one_error_line(&o, &[*needle, "ferry.toml:"]);
+        assert!(!out.exists(), "{to}: OUT was written");
+        assert!(!mark.exists(), "{to}: the script ran");
+    }
+
+    // Control: the attack is real when go gets the value as a flag.
+    let dir = hello_copy(tmp.path(), str::to_owned);
+    ok(tool("go")
+        .args(["build", "-o", "/dev/null", &flag, "./cmd/hello"])
+        .current_dir(&dir)
+        .env("GOFLAGS", "-mod=mod")
+        .env("GOTOOLCHAIN", "local"));
+    assert!(mark.exists(), "control: -toolexec did not run the script");
+
+    // A -X value that reads like more flags stays one value: joined naively, it would set
+    // main.version to "evil".
+    let dir = hello_copy(tmp.path(), |t| {
+        replaced(
+            t,
+            "# ldflags_x = { \"main.crashAtStart\" = \"1\" }",
+            "ldflags_x = { \"main.note\" = \"x -X main.version=evil\" }",
+        )
+    });
+    ok(&mut build_cmd(&dir, &s.key, &out));
+    let x = tmp.path().join("x");
+    extract(&out.join(bundle_name("amd64")), &x);
+    let version = ok(Command::new(x.join("bin/hello")).arg("-version"));
+    assert_eq!(stdout(&version).trim(), "1.0.0");
+    // Control: joined naively, the value is a second assignment.
+    let naive = tmp.path().join("naive");
+    ok(tool("go")
+        .arg("build")
+        .arg("-o")
+        .arg(&naive)
+        .arg("-ldflags=-X main.version=1.0.0 -X main.note=x -X main.version=evil")
+        .arg("./cmd/hello")
+        .current_dir(&dir)
+        .env("GOFLAGS", "-mod=mod")
+        .env("GOTOOLCHAIN", "local"));
+    assert_eq!(
+        stdout(&ok(Command::new(&naive).arg("-version"))).trim(),
+        "evil"
+    );
+}
+
+#[test]
+fn templates_and_ferry_toml_must_resolve_inside_the_project() {
+    let s = shared();
+    let tmp = tempdir();
+    // The release key, next to the project as it often is; nothing of it may leak.
+    let keys = tmp.path().join("keys");
+    fs::create_dir_all(&keys).unwrap();
+    let key = keys.join("release.key");
+    fs::copy(&s.key, &key).unwrap();
+    let key_text = fs::read_to_string(&key).unwrap();
+    let key_line = key_text.lines().nth(1).unwrap().to_owned();
+    let out = tmp.path().join("out");
+    let config = "template = \"config/hello.toml.j2\"";
+
+    let check = |dir: &Path, needles: &[&str]| {
+        let o = exits(&mut build_cmd(dir, &key, &out), 1);
+        assert_one_error_line(&o, needles);
+        assert!(!out.exists(), "OUT was written");
+        for stream in [stdout(&o), stderr(&o)] {
+            assert!(!stream.contains(&key_line), "the key leaked: {stream}");
+        }
+    };
+
+    // By path: refused where ferry.toml is parsed.
+    for (to, needle) in [
+        (
+            "template = \"/etc/shadow\"",
+            "config[0].template: \"/etc/shadow\" is not a file inside the project",
+        ),
+        (
+            "template = \"../keys/release.key\"",
+            "config[0].template: \"../keys/release.key\" is not a file inside the project",
+        ),
+    ] {
+        let dir = hello_copy(tmp.path(), |t| replaced(t, config, to));
+        check(&dir, &[needle]);
+    }
+    let dir = hello_copy(tmp.path(), |t| {
+        format!("{t}\n[templates]\nunit = \"deploy/../../../keys/release.key\"\n")
+    });
+    check(
+        &dir,
+        &["templates.unit:", "is not a file inside the project"],
+    );
+
+    // By symlink: refused when opened (file, directory, absolute and relative links).
+    let dir = hello_copy(tmp.path(), str::to_owned);
+    let tmpl = dir.join("config/hello.toml.j2");
+    fs::remove_file(&tmpl).unwrap();
+    std::os::unix::fs::symlink("../../keys/release.key", &tmpl).unwrap();
+    check(
+        &dir,
+        &["[[config]] template \"config/hello.toml.j2\" leads outside the project directory"],
+    );
+    fs::remove_file(&tmpl).unwrap();
+    std::os::unix::fs::symlink("/etc/shadow", &tmpl).unwrap();
+    check(
+        &dir,
+        &["leads outside the project directory", "(to /etc/shadow)"],
+    );
+    fs::remove_file(&tmpl).unwrap();
+    fs::copy(hello_dir().join("config/hello.toml.j2"), &tmpl).unwrap();
+    std::os::unix::fs::symlink(&keys, dir.join("deploy")).unwrap();
+    let dir = hello_copy(tmp.path(), |t| {
+        format!("{t}\n[templates]\nlogrotate = \"deploy/release.key\"\n")
+    });
+    check(
+        &dir,
+        &["[templates] logrotate \"deploy/release.key\" leads outside the project directory"],
+    );
+    fs::remove_file(dir.join("deploy")).unwrap();
+
+    // Inside the project, but a second name of the key: refused, a hard link has no path
+    // of its own to check.
+    let dir = hello_copy(tmp.path(), |t| {
+        replaced(t, config, "template = \"config/k.j2\"")
+    });
+    fs::hard_link(&key, dir.join("config/k.j2")).unwrap();
+    check(&dir, &["has 2 hard links"]);
+    fs::remove_file(dir.join("config/k.j2")).unwrap();
+    // A key kept inside the project is a file like any other there; the secret scanner
+    // refuses it in the rendered output.
+    fs::copy(&key, dir.join("config/k.j2")).unwrap();
+    check(
+        &dir,
+        &["from config/k.j2, contains a secret (the value is a minisign or signify secret key)"],
+    );
+    fs::remove_file(dir.join("config/k.j2")).unwrap();
+
+    // ferry.toml itself.
+    let dir = hello_copy(tmp.path(), str::to_owned);
+    fs::remove_file(dir.join("ferry.toml")).unwrap();
+    std::os::unix::fs::symlink(&key, dir.join("ferry.toml")).unwrap();
+    check(
+        &dir,
+        &["the project file \"ferry.toml\" leads outside the project directory"],
+    );
+}
+
+#[test]
+fn the_passphrase_never_reaches_a_child_process() {
+    let (key, pubkey) = encrypted_ferry_key();
+    let tmp = tempdir();
+    let fakes = tmp.path().join("bin");
+    let logs = tmp.path().join("env");
+    fs::create_dir_all(&fakes).unwrap();
+    fs::create_dir_all(&logs).unwrap();
+    let path = std::env::var_os("PATH").unwrap();
+    // Every program ferry starts during a build: a wrapper records its environment and
+    // runs the real one.
+    let children = [
+        "go",
+        "git",
+        "systemd-analyze",
+        "systemd-sysusers",
+        "logrotate",
+    ];
+    for name in children {
+        let real = std::env::split_paths(&path)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+            .unwrap_or_else(|| panic!("{name} is not on PATH"));
+        let wrapper = fakes.join(name);
+        fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\nenv > \"{}/{name}.$$\"\nexec {} \"$@\"\n",
+                logs.display(),
+                real.display()
+            ),
+        )
+        .unwrap();
+        fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let mut search = vec![fakes.clone()];
+    search.extend(std::env::split_paths(&path));
+    let out = tmp.path().join("out");
+    let mut cmd = build_cmd(&hello_dir(), key, &out);
+    cmd.env("PATH", std::env::join_paths(search).unwrap())
+        .env("FERRY_PASSPHRASE", PASSPHRASE)
+        // Control: an ordinary variable does reach the children.
+        .env("FERRY_TEST_CANARY", "inherited");
+    ok(&mut cmd);
+    ok(tool("minisign")
+        .arg("-Vm")
+        .arg(out.join(bundle_name("amd64")))
+        .arg("-p")
+        .arg(pubkey));
+
+    let mut seen = BTreeSet::new();
+    for entry in fs::read_dir(&logs).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let env = fs::read_to_string(entry.path()).unwrap();
+        assert!(
+            env.contains("FERRY_TEST_CANARY=inherited"),
+            "{name}: the control variable is missing, so the test proves nothing"
+        );
+        assert!(
+            !env.contains("FERRY_PASSPHRASE") && !env.contains(PASSPHRASE),
+            "{name} got the passphrase:\n{env}"
+        );
+        seen.insert(name.split('.').next().unwrap().to_owned());
+    }
+    let want: BTreeSet<String> = children.iter().map(|c| (*c).to_owned()).collect();
+    assert_eq!(seen, want, "every wrapped program must have run");
+}
+
+/// Something a test does to a file before the command under test runs.
+type Spoil<'a> = Box<dyn Fn() + 'a>;
+
+#[test]
+fn unprotected_secret_keys_are_refused_with_exit_4() {
+    let s = shared();
+    let tmp = tempdir();
+    let out = tmp.path().join("out");
+    let key = tmp.path().join("release.key");
+    let fresh = || {
+        let _ = fs::remove_file(&key);
+        fs::copy(&s.key, &key).unwrap();
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
+    };
+    let payload = tmp.path().join("payload");
+    fs::create_dir_all(payload.join("bin")).unwrap();
+    fs::write(payload.join("bin/hello"), b"#!/bin/sh\n").unwrap();
+    let commands = |key: &Path| -> Vec<Command> {
+        let mut pack = ferry();
+        pack.arg("pack")
+            .arg(&payload)
+            .args([
+                "--app",
+                "hello",
+                "--version",
+                "1.0.0",
+                "--target",
+                "linux/amd64",
+            ])
+            .arg("--key")
+            .arg(key)
+            .arg("--out")
+            .arg(out.join("p.tar.zst"));
+        let mut rotate = ferry();
+        rotate
+            .arg("rotate-key")
+            .arg("--old")
+            .arg(key)
+            .arg("--new")
+            .arg(&s.pubkey)
+            .arg("--out")
+            .arg(out.join("r.rotation"));
+        vec![build_cmd(&hello_dir(), key, &out), pack, rotate]
+    };
+
+    let link = tmp.path().join("link.key");
+    std::os::unix::fs::symlink(&key, &link).unwrap();
+    let cases: Vec<(&str, Spoil, &Path, &str)> = vec![
+        (
+            "0644",
+            Box::new(|| fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap()),
+            &key,
+            "has mode 0644: group or others may access it",
+        ),
+        (
+            "0640",
+            Box::new(|| fs::set_permissions(&key, fs::Permissions::from_mode(0o640)).unwrap()),
+            &key,
+            "chmod 600",
+        ),
+        ("a symlink", Box::new(|| {}), &link, "is a symbolic link"),
+        (
+            "owned by nobody",
+            Box::new(|| {
+                ok(tool("chown").arg("65534").arg(&key));
+            }),
+            &key,
+            "is owned by uid 65534",
+        ),
+    ];
+    for (what, spoil, path, needle) in &cases {
+        fresh();
+        spoil();
+        for mut cmd in commands(path) {
+            let o = exits(&mut cmd, 4);
+            assert_one_error_line(&o, &[needle]);
+            assert!(!out.exists(), "{what}: OUT was written");
+        }
+    }
+    // Control: the same key, private again, works.
+    fresh();
+    fs::create_dir_all(&out).unwrap();
+    ok(&mut commands(&key)[1]);
+}
+
+#[test]
+fn pack_scans_configs_for_secrets() {
+    let s = shared();
+    let tmp = tempdir();
+    let payload = tmp.path().join("payload");
+    fs::create_dir_all(payload.join("bin")).unwrap();
+    fs::create_dir_all(payload.join("config/prod")).unwrap();
+    fs::write(payload.join("bin/app"), b"#!/bin/sh\n").unwrap();
+    fs::write(
+        payload.join("config/prod/app.toml"),
+        "aws = \"AKIAIOSFODNN7EXAMPLE\"\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("out/app.tar.zst");
+    let o = exits(
+        ferry()
+            .arg("pack")
+            .arg(&payload)
+            .args(["--app", "app", "--version", "1", "--target", "linux/amd64"])
+            .arg("--key")
+            .arg(&s.key)
+            .arg("--out")
+            .arg(&out),
+        1,
+    );
+    assert_one_error_line(
+        &o,
+        &[
+            "config/prod/app.toml",
+            "contains a secret",
+            "AWS access key",
+        ],
+    );
+    assert!(!out.exists());
+}
+
+#[test]
+fn inspect_shows_the_footprint_and_says_it_verifies_nothing() {
+    let s = shared();
+    let human = stdout(&ok(ferry().arg("inspect").arg(s.bundle("amd64"))));
+    for line in [
+        "NOT VERIFIED: inspect checks no signature",
+        "(claimed, not verified; use `ferry verify`)",
+        "footprint:  what the service may do beyond placing its own files",
+        "  account:        hello:hello (a new system account ferry creates)",
+        "  groups:         (none)",
+        "  capabilities:   (none)",
+        "  network:        the host's network, any address",
+        "  families:       AF_INET, AF_INET6, AF_UNIX",
+        "  listen:         (none)",
+        "  writable:       /var/lib/hello, /var/log/hello",
+        "  sandbox:        ferry's hardened baseline, nothing relaxed",
+        "  exec probe:     (none)",
+        "  grants:         group adm gets r-x on /var/log/hello",
+        "                  group adm gets r-- on /var/log/hello (inherited by new files)",
+    ] {
+        assert!(
+            human.lines().any(|l| l.contains(line)),
+            "{line:?} not in:\n{human}"
+        );
+    }
+    let doc = json(&ok(ferry().args(["--json", "inspect"]).arg(s.bundle("amd64"))).stdout);
+    let r = &doc["result"];
+    assert_eq!(r["signature_verified"], false, "{r}");
+    let f = &r["footprint"];
+    assert_eq!(f["account"]["user"], "hello");
+    assert_eq!(f["account"]["kind"], "new");
+    assert_eq!(f["network"]["host_network"], true);
+    assert_eq!(f["grants"].as_array().map(Vec::len), Some(2), "{f}");
+    assert!(
+        f["items"]
+            .as_array()
+            .is_some_and(|i| i.iter().any(|x| x["kind"] == "grant")),
+        "{f}"
+    );
+}
+
+#[test]
+fn inspect_reviews_a_release_against_the_previous_one_and_a_host_policy() {
+    let s = shared();
+    let tmp = tempdir();
+    let new = s.bundle("amd64");
+    // The previous release: hello 0.9.0 with the default footprint (no ACL grants).
+    let pack = |app: &str, version: &str| {
+        let payload = tmp.path().join(format!("payload-{app}"));
+        fs::create_dir_all(payload.join("bin")).unwrap();
+        fs::write(payload.join(format!("bin/{app}")), b"#!/bin/sh\n").unwrap();
+        let out = tmp.path().join(format!("{app}-{version}.tar.zst"));
+        ok(ferry()
+            .arg("pack")
+            .arg(&payload)
+            .args([
+                "--app",
+                app,
+                "--version",
+                version,
+                "--target",
+                "linux/amd64",
+            ])
+            .arg("--key")
+            .arg(&s.key)
+            .arg("--out")
+            .arg(&out));
+        out
+    };
+    let old = pack("hello", "0.9.0");
+
+    let o = ok(ferry().arg("inspect").arg(&new).arg("--previous").arg(&old));
+    let human = stdout(&o);
+    for line in [
+        "changes from hello 0.9.0",
+        "  + group adm gets r-x on /var/log/hello",
+        "  + group adm gets r-- on /var/log/hello (inherited by new files)",
+        "the new release asks for more",
+    ] {
+        assert!(human.contains(line), "{line:?} not in:\n{human}");
+    }
+    let doc = json(
+        &ok(ferry()
+            .args(["--json", "inspect"])
+            .arg(&new)
+            .arg("--previous")
+            .arg(&old))
+        .stdout,
+    );
+    let prev = &doc["result"]["previous"];
+    assert_eq!(prev["widens"], true, "{prev}");
+    assert_eq!(prev["version"], "0.9.0");
+    assert_eq!(prev["removed"].as_array().map(Vec::len), Some(0), "{prev}");
+    // The other way round it only takes away.
+    let back = stdout(&ok(ferry()
+        .arg("inspect")
+        .arg(&old)
+        .arg("--previous")
+        .arg(&new)));
+    assert!(
+        back.contains("  - group adm gets r-x on /var/log/hello"),
+        "{back}"
+    );
+    assert!(!back.contains("asks for more"), "{back}");
+    // Another app is not a previous release.
+    let other = pack("other", "1.0.0");
+    let o = exits(
+        ferry()
+            .arg("inspect")
+            .arg(&new)
+            .arg("--previous")
+            .arg(&other),
+        2,
+    );
+    assert_one_error_line(&o, &["is a bundle of other, not of hello"]);
+
+    // Host policies.
+    let policy = tmp.path().join("policy.toml");
+    let with_policy = |text: &str| {
+        fs::write(&policy, text).unwrap();
+        let mut cmd = ferry();
+        cmd.arg("inspect").arg(&new).arg("--policy").arg(&policy);
+        cmd
+    };
+    let accepted = stdout(&ok(&mut with_policy("[footprint]\nnetwork = \"any\"\n")));
+    assert!(accepted.contains(": ACCEPTED (signer "), "{accepted}");
+    // As an upgrade from 0.9.0 it widens the footprint: the host asks its operator.
+    let mut cmd = with_policy("[footprint]\nnetwork = \"any\"\n");
+    let upgrade = stdout(&ok(cmd.arg("--previous").arg(&old)));
+    assert!(
+        upgrade.contains(": ACCEPTED (signer ")
+            && upgrade
+                .contains("as an upgrade: policy refuses hello: the upgrade widens its footprint"),
+        "{upgrade}"
+    );
+    let mut cmd = with_policy("[footprint]\nnetwork = \"any\"\nupgrades_may_widen = true\n");
+    let upgrade = stdout(&ok(cmd.arg("--previous").arg(&old)));
+    assert!(!upgrade.contains("as an upgrade:"), "{upgrade}");
+
+    let o = exits(&mut with_policy("[footprint]\nnetwork = \"none\"\n"), 4);
+    assert!(
+        stdout(&o).contains(": REFUSED: policy refuses hello"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        stdout(&o).contains("footprint:"),
+        "the review is still shown"
+    );
+    assert_one_error_line(
+        &o,
+        &[
+            "policy refuses hello: it has the host's network",
+            "footprint.network",
+            "did not verify the bundle's signature",
+        ],
+    );
+    let mut cmd = with_policy("[footprint]\nnetwork = \"none\"\n");
+    cmd.arg("--json");
+    let o = exits(&mut cmd, 4);
+    let doc = json(&o.stdout);
+    assert_eq!(doc["ok"], false);
+    assert_eq!(doc["error"]["exit_code"], 4);
+    assert_eq!(doc["result"]["policy"]["accepted"], false, "{doc}");
+    assert_eq!(
+        doc["result"]["footprint"]["account"]["user"], "hello",
+        "{doc}"
+    );
+
+    let o = exits(
+        &mut with_policy("[[signer]]\nkey = \"0000000000000001\"\napps = [\"*\"]\n"),
+        4,
+    );
+    assert_one_error_line(&o, &["key ", "may sign no app", "[[signer]]"]);
+    let o = exits(&mut with_policy("[footprint]\nbogus = 1\n"), 1);
+    assert_one_error_line(&o, &["policy.toml:2: unknown key \"bogus\""]);
+}

@@ -138,7 +138,7 @@ fn assert_healthy(host: &Host, version: &str) {
         !leftovers.contains("ferry-staging"),
         "staging left: {leftovers}"
     );
-    assert!(!leftovers.contains("txn"), "journal left: {leftovers}");
+    assert!(!leftovers.contains("journal"), "journal left: {leftovers}");
     let status = host.ok(["/usr/local/bin/ferry-install", "--json", "status", "hello"]);
     assert!(
         status.contains(&format!("\"version\": \"{version}\"")),

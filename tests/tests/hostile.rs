@@ -13,6 +13,8 @@
 
 #[path = "hostile/corpus.rs"]
 mod corpus;
+#[path = "hostile/escalation.rs"]
+mod escalation;
 #[path = "hostile/snapshot.rs"]
 mod snapshot;
 
@@ -48,8 +50,17 @@ fn template_root() -> &'static Path {
         ] {
             fs::create_dir_all(root.join(d)).unwrap();
         }
-        fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/bash\n").unwrap();
-        fs::write(root.join("etc/group"), "root:x:0:\nadm:x:4:\n").unwrap();
+        fs::write(
+            root.join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/bash\nwww-data:x:33:33:www-data:/var/www:/usr/sbin/nologin\n",
+        )
+        .unwrap();
+        // Privileged and ordinary groups a stock Debian host has, for the escalation cases.
+        fs::write(
+            root.join("etc/group"),
+            "root:x:0:\nadm:x:4:\ndisk:x:6:\nsudo:x:27:\nwww-data:x:33:\nshadow:x:42:\nusers:x:100:\nssl-cert:x:109:\n",
+        )
+        .unwrap();
         fs::write(root.join("etc/hostname"), "ferry-fake-root\n").unwrap();
         std::os::unix::fs::symlink("/usr/share/zoneinfo/UTC", root.join("etc/localtime")).unwrap();
         xattr::set(root.join("etc/hostname"), "user.ferry-test", b"marker")
@@ -115,6 +126,18 @@ fn install_cmd(bundle: &Path, root: &Path, pubkey: &Path, memory_limit: Option<u
         .arg(bundle)
         .arg("--pubkey")
         .arg(pubkey)
+        .arg("--root")
+        .arg(root);
+    cmd
+}
+
+/// `install` trusting only the root's own `/etc/ferry/keys`.
+fn install_with_host_keys(bundle: &Path, root: &Path) -> Command {
+    let mut cmd = installer(None);
+    cmd.arg("install")
+        .arg(bundle)
+        .arg("--keyring")
+        .arg("/etc/ferry/keys")
         .arg("--root")
         .arg(root);
     cmd
@@ -190,6 +213,9 @@ fn run_case(base: &Base, case: &Case, work: &Path) -> Outcome {
     fs::create_dir_all(&dir).unwrap();
     let root = fresh_root(&dir);
     let mut failure = Vec::new();
+    if let Some(setup) = &case.setup {
+        setup(base, &root);
+    }
     if let Some(first) = &case.first {
         let file = dir.join("first.tar.zst");
         fs::write(&file, first(base)).unwrap();
@@ -206,7 +232,11 @@ fn run_case(base: &Base, case: &Case, work: &Path) -> Outcome {
     let bundle = write_case(base, case, &dir);
     let make_millis = made.elapsed().as_millis();
     let before = Snapshot::take(&root);
-    let mut cmd = install_cmd(&bundle, &root, &base.pubkey, case.memory_limit);
+    let mut cmd = if case.host_keys {
+        install_with_host_keys(&bundle, &root)
+    } else {
+        install_cmd(&bundle, &root, &base.pubkey, case.memory_limit)
+    };
     cmd.args(&case.args);
     let out = run(&mut cmd);
     let error_line = String::from_utf8_lossy(&out.stderr)
@@ -223,7 +253,7 @@ fn run_case(base: &Base, case: &Case, work: &Path) -> Outcome {
     if !d.is_empty() {
         failure.push(format!("install changed the root:\n  {}", d.join("\n  ")));
     }
-    if case.is_verification() {
+    if case.is_verification() && !case.host_keys {
         let mut cmd = installer(case.memory_limit);
         cmd.arg("verify")
             .arg(&bundle)
@@ -363,12 +393,11 @@ fn a_second_run_on_a_locked_root_is_refused_and_changes_nothing() {
     let _ = fs::remove_dir_all(&dir);
 }
 
-/// Every corpus case, in parallel workers: exit code, one error line, nothing changed.
-#[test]
-fn every_hostile_bundle_is_refused_and_changes_nothing() {
+/// Runs `cases` in parallel workers and checks each: exit code, one error line, nothing
+/// changed. `min` is the corpus size README claims.
+fn run_corpus(label: &str, cases: &[Case], min: usize) {
     let base = base();
-    let work = work_dir("corpus");
-    let cases = cases();
+    let work = work_dir(label);
     let mut names: Vec<&str> = cases.iter().map(|c| c.name.as_str()).collect();
     names.sort_unstable();
     names.dedup();
@@ -415,10 +444,10 @@ fn every_hostile_bundle_is_refused_and_changes_nothing() {
     match only.as_deref() {
         None => {
             assert_eq!(results.len(), cases.len(), "cases that did not run");
-            assert!(cases.len() >= 171, "only {} hostile cases", cases.len());
+            assert!(cases.len() >= min, "only {} {label} cases", cases.len());
         }
         Some(o) => assert!(
-            !results.is_empty(),
+            !results.is_empty() || !cases.iter().any(|c| c.name.contains(o)),
             "FERRY_HOSTILE_ONLY={o} matches no case"
         ),
     }
@@ -430,6 +459,69 @@ fn every_hostile_bundle_is_refused_and_changes_nothing() {
         failures.join("\n")
     );
     let _ = fs::remove_dir_all(&work);
+}
+
+/// Every corpus case, in parallel workers: exit code, one error line, nothing changed.
+#[test]
+fn every_hostile_bundle_is_refused_and_changes_nothing() {
+    run_corpus("corpus", &cases(), 172);
+}
+
+/// Every privilege-escalation case (issue 11), mostly validly signed by the trusted key:
+/// exit code, one error line naming the rule, nothing changed.
+#[test]
+fn every_escalation_is_refused_and_changes_nothing() {
+    run_corpus("escalation", &escalation::cases(), 76);
+}
+
+/// The controls of the escalation corpus: the same bundle under a sound host trust store,
+/// and a capability the host's policy allows, installs; so the refusals are the rules'.
+#[test]
+fn escalation_controls_install() {
+    let base = base();
+    for (what, case) in escalation::controls() {
+        let dir = work_dir(&format!("control-{}", case.name.replace('/', "-")));
+        let root = fresh_root(&dir);
+        if let Some(setup) = &case.setup {
+            setup(base, &root);
+        }
+        let bundle = write_case(base, &case, &dir);
+        let mut cmd = if case.host_keys {
+            install_with_host_keys(&bundle, &root)
+        } else {
+            install_cmd(&bundle, &root, &base.pubkey, None)
+        };
+        let out = run(&mut cmd);
+        assert!(out.status.success(), "{what}: {}", describe(&cmd, &out));
+        let _ = fs::remove_dir_all(&dir);
+    }
+    // An upgrade that widens the footprint installs with the operator's consent.
+    let dir = work_dir("control-escalation-consent");
+    let root = fresh_root(&dir);
+    let first = dir.join("first.tar.zst");
+    fs::write(&first, &base.amd64).unwrap();
+    let out = run(&mut install_cmd(&first, &root, &base.pubkey, None));
+    assert!(out.status.success());
+    let widened = escalation::widened_upgrade(base);
+    let file = dir.join("hello-2.0.0-linux-amd64.tar.zst");
+    fs::write(&file, widened).unwrap();
+    let mut dry = install_cmd(&file, &root, &base.pubkey, None);
+    dry.args(["--dry-run", "--json"]);
+    let out = run(&mut dry);
+    assert_eq!(out.status.code(), Some(4), "{}", describe(&dry, &out));
+    let mut cmd = install_cmd(&file, &root, &base.pubkey, None);
+    cmd.args(["--allow-escalation", "--json"]);
+    let out = run(&mut cmd);
+    assert!(out.status.success(), "{}", describe(&cmd, &out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let added = &doc["result"]["plan"]["footprint_changes"]["added"];
+    assert!(
+        added.as_array().is_some_and(|a| a
+            .iter()
+            .any(|i| i["kind"] == "supplementary_group" && i["group"] == "ssl-cert")),
+        "the report names what the upgrade added: {doc}"
+    );
+    let _ = fs::remove_dir_all(&dir);
 }
 
 /// Each limit flag, one unit below what the valid bundle needs, refuses it naming the flag;
@@ -668,5 +760,204 @@ fn hostile_bundles_are_refused_on_a_real_host() {
                 .unwrap_or("")
         );
     }
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// Copies `bundle` into the host and installs it there (with `extra` arguments); the
+/// output.
+fn install_live(
+    host: &ferry_tests::Host,
+    dir: &Path,
+    name: &str,
+    bundle: &[u8],
+    extra: &[&str],
+) -> Output {
+    let file = dir.join(name);
+    fs::write(&file, bundle).unwrap();
+    let inside = format!("/root/ferry/{name}");
+    host.copy_in(&file, &inside).unwrap();
+    let mut argv = vec![
+        "/root/ferry/ferry-install",
+        "install",
+        &inside,
+        "--pubkey",
+        "/root/ferry/release.pub",
+    ];
+    argv.extend_from_slice(extra);
+    host.exec(argv)
+}
+
+fn live_host(base: &Base) -> ferry_tests::Host {
+    let host =
+        ferry_tests::Host::boot().expect("booting the test host (needs root and systemd-nspawn)");
+    host.copy_in(static_installer(), "/root/ferry/ferry-install")
+        .unwrap();
+    host.copy_in(&base.pubkey, "/root/ferry/release.pub")
+        .unwrap();
+    host
+}
+
+/// Issue 11: an exec probe never runs as root. It runs as the service user under the
+/// unit's sandbox: a probe that passes only as `hello` and only where `/etc` and ferry's
+/// state are read-only installs; a probe that passes only as root makes the release
+/// unhealthy (exit 5, rolled back).
+#[test]
+fn exec_probes_run_as_the_service_user_in_its_sandbox() {
+    let base = base();
+    let host = live_host(base);
+    let dir = work_dir("live-probe");
+    let as_hello = escalation::live_bundle(
+        base,
+        escalation::exec_probe(
+            "test \"$(id -un)\" = hello && ! touch /etc/ferry-probe-was-here 2>/dev/null \
+             && ! touch /var/lib/ferry/ferry-probe-was-here 2>/dev/null",
+        ),
+        None,
+    );
+    let out = install_live(&host, &dir, "probe-as-hello.tar.zst", &as_hello, &[]);
+    assert!(
+        out.status.success(),
+        "the probe that needs the service user failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        host.journal("hello.service")
+    );
+    assert!(!host.path("/etc/ferry-probe-was-here").unwrap().exists());
+    let as_root = escalation::live_bundle(
+        base,
+        |v| {
+            escalation::exec_probe("test \"$(id -u)\" = 0")(v);
+            escalation::version(v, "2.0.0");
+        },
+        None,
+    );
+    // Another probe is a change of footprint the operator consents to.
+    let out = install_live(
+        &host,
+        &dir,
+        "probe-as-root.tar.zst",
+        &as_root,
+        &["--allow-escalation"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "a probe that passes only as root passed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(host.is_active("hello.service"), "1.0.0 runs again");
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// Issue 11: the service user swaps a directory it owns for a symlink to a root-owned
+/// binary between an upgrade's change of the directory's mode and the rollback's undo.
+/// The undo must not follow it (it used to chmod through it: a setuid root binary).
+#[test]
+fn undo_never_follows_a_symlink_the_service_swapped_in() {
+    let base = base();
+    let host = live_host(base);
+    let dir = work_dir("live-swap");
+    let first = escalation::live_bundle(base, escalation::with_sub_directory, None);
+    let out = install_live(&host, &dir, "with-sub.tar.zst", &first, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id_mode = || host.sh_ok("stat -c %a /usr/bin/id").trim().to_owned();
+    assert_eq!(id_mode(), "755");
+    // What the service user may do to its own directory: make it setuid (a directory
+    // ignores the bit; a chmod through a symlink would copy it onto the target).
+    host.sh_ok("setpriv --reuid=hello --regid=hello --clear-groups chmod 4750 /var/lib/hello/sub");
+    let evil = escalation::live_bundle(
+        base,
+        |v| {
+            escalation::with_sub_directory(v);
+            escalation::version(v, "2.0.0");
+        },
+        Some(escalation::SWAPPING_SERVICE),
+    );
+    let out = install_live(&host, &dir, "swapping.tar.zst", &evil, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
+    assert!(
+        host.sh_ok("test -L /var/lib/hello/sub && echo link")
+            .contains("link"),
+        "the service did not swap the directory; the test proves nothing:\n{stderr}\n{}",
+        host.journal("hello.service")
+    );
+    assert_eq!(
+        id_mode(),
+        "755",
+        "the undo changed /usr/bin/id through the symlink"
+    );
+    assert!(
+        stderr.contains("/var/lib/hello/sub is no longer a directory"),
+        "the undo does not say what it left alone:\n{stderr}"
+    );
+    assert!(host.is_active("hello.service"), "1.0.0 runs again");
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// Issue 11: `ferry-install` opens no network socket but `AF_UNIX` and netlink (systemd,
+/// the journal, sysusers) and the health probe's loopback connection, proven with a
+/// syscall trace of the installer and every program it runs.
+#[test]
+fn the_installer_opens_no_socket_but_local_ones() {
+    let base = base();
+    let host = live_host(base);
+    let dir = work_dir("live-strace");
+    fs::write(dir.join("hello.tar.zst"), &base.amd64).unwrap();
+    host.copy_in(dir.join("hello.tar.zst"), "/root/ferry/hello.tar.zst")
+        .unwrap();
+    let trace = dir.join("trace");
+    let mut cmd = Command::new("strace");
+    cmd.args(["-f", "-qq", "-s", "128", "-e", "trace=socket,connect", "-o"])
+        .arg(&trace)
+        .args([
+            "nsenter",
+            "-t",
+            &host.pid().to_string(),
+            "-a",
+            "--",
+            "env",
+            "-i",
+        ])
+        .arg("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        .args([
+            "/root/ferry/ferry-install",
+            "install",
+            "/root/ferry/hello.tar.zst",
+            "--pubkey",
+            "/root/ferry/release.pub",
+        ]);
+    let out = run(&mut cmd);
+    assert!(out.status.success(), "{}", describe(&cmd, &out));
+    let text = fs::read_to_string(&trace).unwrap();
+    let mut inet = 0;
+    let mut loopback_connects = 0;
+    for line in text.lines() {
+        let call = line.split_once(' ').map_or(line, |(_, c)| c.trim_start());
+        if let Some(args) = call.strip_prefix("socket(") {
+            let family = args.split(',').next().unwrap_or("");
+            assert!(
+                matches!(family, "AF_UNIX" | "AF_NETLINK" | "AF_INET" | "AF_INET6"),
+                "a socket of family {family}: {line}"
+            );
+            if family.starts_with("AF_INET") {
+                inet += 1;
+            }
+        } else if call.starts_with("connect(") && call.contains("sa_family=AF_INET") {
+            assert!(
+                call.contains("inet_addr(\"127.0.0.1\")") || call.contains("\"::1\""),
+                "a connection beyond loopback: {line}"
+            );
+            loopback_connects += 1;
+        }
+    }
+    assert!(
+        inet > 0 && loopback_connects > 0,
+        "the trace shows no probe connection, so it proves nothing:\n{text}"
+    );
+    assert!(host.is_active("hello.service"));
     let _ = fs::remove_dir_all(&dir);
 }

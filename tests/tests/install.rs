@@ -1170,7 +1170,7 @@ fn crashing_release_is_rolled_back(case: &Case) {
     );
     ensure!(
         case,
-        !case.exists("/var/lib/ferry/hello/txn.json"),
+        !case.exists("/var/lib/ferry/hello/journal"),
         "the undo journal was left behind"
     );
     ensure_eq!(
@@ -1267,7 +1267,7 @@ fn rollback_then_uninstall_keeps_data() {
     ensure_eq!(
         case,
         case.sh("cat /etc/systemd/system/hello.service"),
-        case.sh("cat /opt/hello/releases/1.0.0/systemd/hello.service"),
+        case.sh("cat /opt/hello/releases/1.0.0/systemd/prod/hello.service"),
         "the unit after the rollback"
     );
     case.assert_status("1.0.0");
@@ -1300,6 +1300,38 @@ fn rollback_then_uninstall_keeps_data() {
         "the log is gone"
     );
     assert_uninstalled(&case);
+    // The record stays, naming what was kept, so the kept directories remain provably
+    // hello's: a later install may use them, and --purge can still remove them.
+    let record: Value = serde_json::from_str(&case.sh("cat /var/lib/ferry/hello/state.json"))
+        .unwrap_or(Value::Null);
+    ensure!(
+        case,
+        record["current"].is_null() && record["kept"].as_array().is_some_and(|k| k.len() == 3),
+        "the record after a plain uninstall: {record}"
+    );
+    let run = case.installer_exits(0, &["uninstall", "hello", "--purge"]);
+    let removed: Vec<&str> = run.result()["removed"]
+        .as_array()
+        .map(|k| k.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    for p in [
+        "/etc/hello",
+        "/var/lib/hello",
+        "/var/log/hello",
+        "/var/lib/ferry/hello",
+    ] {
+        ensure!(
+            case,
+            removed.contains(&p),
+            "--purge after uninstall does not report {p}: {removed:?}"
+        );
+        ensure!(
+            case,
+            !case.exists(p),
+            "{p} survived uninstall --purge after uninstall"
+        );
+    }
+    case.installer_exits(4, &["uninstall", "hello", "--purge"]);
 }
 
 #[track_caller]
@@ -1309,7 +1341,8 @@ fn assert_uninstalled(case: &Case) {
         "/etc/systemd/system/hello.service",
         "/etc/systemd/system/multi-user.target.wants/hello.service",
         "/etc/logrotate.d/hello",
-        "/var/lib/ferry/hello",
+        "/etc/sysusers.d/hello.conf",
+        "/var/lib/ferry/hello/manifests",
     ] {
         ensure!(case, !case.exists(p), "{p} is still there after uninstall");
     }
@@ -1342,9 +1375,24 @@ fn uninstall_purge_removes_config_data_and_logs() {
     case.assert_serving("1.0.0");
     case.installer_exits(0, &["uninstall", "hello", "--purge"]);
     assert_uninstalled(&case);
-    for p in ["/etc/hello", "/var/lib/hello", "/var/log/hello"] {
+    for p in [
+        "/etc/hello",
+        "/var/lib/hello",
+        "/var/log/hello",
+        "/var/lib/ferry/hello",
+    ] {
         ensure!(case, !case.exists(p), "{p} survived uninstall --purge");
     }
+    // The account stays (as with distribution packages), and so does ferry's record that
+    // it made it, so a later install may use it again.
+    ensure!(
+        case,
+        case.sh("cat /var/lib/ferry/accounts.json")
+            .contains("\"user\": \"hello\""),
+        "the account registry lost hello"
+    );
+    case.install(&amd64("1.0.0"), &[]);
+    case.assert_serving("1.0.0");
 }
 
 #[test]
@@ -1445,9 +1493,8 @@ fn crashing_first_install_leaves_no_service_behind() {
         "/etc/systemd/system/hello.service",
         "/etc/systemd/system/multi-user.target.wants/hello.service",
         "/var/lib/ferry/hello/state.json",
-        "/var/lib/ferry/hello/txn.json",
+        "/var/lib/ferry/hello/journal",
         "/var/lib/ferry/hello",
-        "/var/lib/ferry",
         "/opt/hello",
     ] {
         ensure!(
@@ -1462,6 +1509,14 @@ fn crashing_first_install_leaves_no_service_behind() {
         "hello.service is active"
     );
     case.installer_exits(4, &["status", "hello"]);
+    // The account stays, and ferry's record that it made it (the only thing left in
+    // /var/lib/ferry), so the next install may use it.
+    ensure_eq!(
+        case,
+        case.sh("ls -A /var/lib/ferry").trim(),
+        "accounts.json",
+        "what a failed first install leaves in /var/lib/ferry"
+    );
     // A good release installs cleanly afterwards.
     case.install(&amd64("1.0.0"), &[]);
     case.assert_serving("1.0.0");

@@ -126,6 +126,7 @@ const DESCRIPTIVE_SUFFIXES: &[&str] = &[
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason {
     PemPrivateKey,
+    SigningKey,
     AwsAccessKey,
     Jwt,
     UrlPassword,
@@ -138,6 +139,7 @@ impl Reason {
     pub fn describe(self) -> &'static str {
         match self {
             Self::PemPrivateKey => "the value is a PEM private key",
+            Self::SigningKey => "the value is a minisign or signify secret key",
             Self::AwsAccessKey => "the value is an AWS access key id",
             Self::Jwt => "the value is a JSON Web Token",
             Self::UrlPassword => "the value is a URL with a password in it",
@@ -283,6 +285,25 @@ fn has_url_password(v: &str) -> bool {
     })
 }
 
+/// A minisign or signify secret key file, or its base64 line: the release key itself is
+/// the one secret a build machine always has at hand. The payload starts with `Ed` and
+/// the KDF: `EdScB2` (minisign, encrypted), `Ed\0\0B2` (minisign, unencrypted), `EdBK`
+/// (signify); base64 `RWRTY0Iy`, `RWQAAEIy`, `RWRCSw`.
+fn has_signing_key(v: &str) -> bool {
+    let comment = v.lines().any(|l| {
+        l.trim_start()
+            .strip_prefix("untrusted comment:")
+            .is_some_and(|c| c.contains("secret key"))
+    });
+    let payload = v
+        .split(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=')))
+        .any(|w| {
+            (w.starts_with("RWRTY0Iy") || w.starts_with("RWQAAEIy")) && w.len() >= 200
+                || w.starts_with("RWRCSw") && w.len() >= 130
+        });
+    comment || payload
+}
+
 fn has_token_prefix(v: &str) -> bool {
     const PREFIXES: &[(&str, usize)] = &[
         ("ghp_", 36),
@@ -315,6 +336,8 @@ fn has_token_prefix(v: &str) -> bool {
 pub fn value_evidence(v: &str) -> Option<Reason> {
     if v.contains("-----BEGIN") && (v.contains("PRIVATE KEY") || v.contains("PRIVATE KEY BLOCK")) {
         Some(Reason::PemPrivateKey)
+    } else if has_signing_key(v) {
+        Some(Reason::SigningKey)
     } else if has_aws_key(v) {
         Some(Reason::AwsAccessKey)
     } else if has_jwt(v) {
@@ -466,6 +489,10 @@ mod tests {
         use Reason::*;
         let pem = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n";
         let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U";
+        // The shape of an encrypted minisign key file, not a real key.
+        let minisign_enc = "untrusted comment: minisign encrypted secret key\nRWRTY0IyIQDs2X5XZ6Gw5fHhQ1C6Pz0j1mG0VgVZmR8pQyQ1hC8AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n";
+        // The shape of an unencrypted key's line (212 characters), not a real key.
+        let minisign_plain = &format!("RWQAAEIy{}", "A".repeat(204));
         let cases: &[(&str, &str, Option<Reason>)] = &[
             // Secret-named keys with literal values.
             ("password", "hunter2", Some(SecretNamedKey)),
@@ -535,6 +562,20 @@ mod tests {
             ("salt", "correct horse battery staple", None),
             // Key material under any key.
             ("greeting", pem, Some(PemPrivateKey)),
+            ("note", minisign_enc, Some(SigningKey)),
+            ("note", minisign_plain, Some(SigningKey)),
+            (
+                "note",
+                minisign_enc.lines().nth(1).unwrap(),
+                Some(SigningKey),
+            ),
+            ("note", "untrusted comment: signify secret key", Some(SigningKey)),
+            // A public key is not a secret.
+            (
+                "pubkey",
+                "untrusted comment: minisign public key 5B8AA9A1F5F2B2C1\nRWTBsvL1oamKW6x0GDe4MkrDbbW1OyDG1sRRIDdjFqqvZ7IBvAh8m+4v\n",
+                None,
+            ),
             (
                 "tls",
                 "-----BEGIN RSA PRIVATE KEY-----\nMIIE\n",

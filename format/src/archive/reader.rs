@@ -597,44 +597,11 @@ mod tests {
 
     /// Payload of the test bundle: `(path, mode, role, data)`, sorted by path.
     fn payload() -> Vec<(&'static str, u32, &'static str, Vec<u8>)> {
-        vec![
-            ("bin/hello", 0o755, "binary", b"\x7fELF binary".to_vec()),
-            (
-                "systemd/hello.service",
-                0o644,
-                "unit",
-                b"[Service]\nExecStart=/opt/hello/current/bin/hello\n".to_vec(),
-            ),
-            (
-                "sysusers/hello.conf",
-                0o644,
-                "sysusers",
-                b"u hello - \"hello\"\n".to_vec(),
-            ),
-        ]
+        crate::testdata::payload()
     }
 
     fn manifest_json(files: &[(&str, u32, &str, Vec<u8>)]) -> serde_json::Value {
-        let files: Vec<_> = files
-            .iter()
-            .map(|(path, mode, role, data)| {
-                serde_json::json!({"path": path, "size": data.len(), "mode": format!("{mode:04o}"),
-                    "role": role, "sha256": Sha256::of(data).to_string()})
-            })
-            .collect();
-        serde_json::json!({
-            "format_version": 1,
-            "app": {"name": "hello", "version": "1.0.0"},
-            "target": {"os": "linux", "arch": "amd64"},
-            "build": {"go_version": "go1.26.8", "ferry_version": "0.1.0", "module": "example.com/hello",
-                "package": ".", "source_revision": null, "source_dirty": false,
-                "source_date_epoch": SDE, "settings": []},
-            "modules": [],
-            "files": files,
-            "install": {"user": "hello", "group": "hello", "unit": "hello.service",
-                "default_env": "prod", "environments": ["prod"], "directories": [], "configs": [],
-                "health": {"probe": {"kind": "none"}, "timeout_secs": 30, "settle_secs": 2}}
-        })
+        crate::testdata::manifest_json(files, SDE)
     }
 
     fn signature(manifest: &[u8]) -> Vec<u8> {
@@ -698,7 +665,7 @@ mod tests {
     fn a_valid_bundle_reads() {
         let bundle = zst(&raw_tar(&payload()));
         let v = read(&bundle, &Limits::default()).unwrap();
-        assert_eq!(v.manifest.files.len(), 3);
+        assert_eq!(v.manifest.files.len(), payload().len());
         assert_eq!(v.bundle.size, bundle.len() as u64);
         assert_eq!(v.bundle.sha256, Sha256::of(&bundle));
         read_manifest_unverified(&bundle[..], &Limits::default()).unwrap();
@@ -785,7 +752,7 @@ mod tests {
     #[test]
     fn the_ratio_limit_fires_past_its_floor() {
         let mut files = payload();
-        files.insert(1, ("doc/zeros", 0o644, "doc", vec![0; 4 << 20]));
+        files.insert(2, ("doc/zeros", 0o644, "doc", vec![0; 4 << 20]));
         let bundle = zst(&raw_tar(&files));
         let strict = Limits {
             ratio: 10,
@@ -888,7 +855,7 @@ mod tests {
         assert!(!r.unwrap_err().is_verification());
 
         let mut files = payload();
-        files.insert(1, ("doc/zeros", 0o644, "doc", vec![0; 4 << 20]));
+        files.insert(2, ("doc/zeros", 0o644, "doc", vec![0; 4 << 20]));
         let bomb = zst(&raw_tar(&files));
         let strict = Limits {
             ratio: 10,
@@ -950,14 +917,14 @@ mod tests {
             err(&[0, 1, 2, 2])
         );
         assert!(
-            err(&[0, 2, 1]).contains("expected member \"systemd/hello.service\""),
+            err(&[0, 2, 1]).contains("expected member \"config/prod/hello.toml\""),
             "{}",
             err(&[0, 2, 1])
         );
         assert!(
-            err(&[0, 1]).contains("\"sysusers/hello.conf\" is listed"),
+            err(&[0, 1, 2, 3, 4]).contains("\"tmpfiles/hello.conf\" is listed"),
             "{}",
-            err(&[0, 1])
+            err(&[0, 1, 2, 3, 4])
         );
     }
 

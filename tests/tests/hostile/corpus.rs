@@ -453,7 +453,9 @@ pub fn base() -> &'static Base {
                 "config/test/hello.toml",
                 "logrotate/hello",
                 "sbom/hello.cdx.json",
-                "systemd/hello.service",
+                "systemd/dev/hello.service",
+                "systemd/prod/hello.service",
+                "systemd/test/hello.service",
                 "sysusers/hello.conf",
                 "tmpfiles/hello.conf",
             ],
@@ -546,7 +548,7 @@ pub fn manifest_bytes(v: &Value) -> Vec<u8> {
 }
 
 /// The `files` entry of the manifest with this path.
-fn file_entry<'a>(v: &'a mut Value, path: &str) -> &'a mut Value {
+pub fn file_entry<'a>(v: &'a mut Value, path: &str) -> &'a mut Value {
     v["files"]
         .as_array_mut()
         .expect("files")
@@ -586,10 +588,17 @@ pub struct Case {
     pub args: Vec<&'static str>,
     /// `prlimit --as` for the installer: the case must fail within this much memory.
     pub memory_limit: Option<u64>,
+    /// Prepares the fake root before the case runs (existing files, a policy, keys).
+    pub setup: Option<Setup>,
+    /// Trust comes from the root's own `/etc/ferry/keys` (no `--pubkey`).
+    pub host_keys: bool,
 }
 
+/// Changes made to a case's fake root before it runs.
+pub type Setup = Box<dyn Fn(&Base, &Path) + Send + Sync>;
+
 impl Case {
-    fn new(
+    pub fn new(
         name: impl Into<String>,
         code: i32,
         message: &'static str,
@@ -604,7 +613,27 @@ impl Case {
             first: None,
             args: Vec::new(),
             memory_limit: None,
+            setup: None,
+            host_keys: false,
         }
+    }
+
+    /// The same case, with its fake root prepared by `setup` first.
+    pub fn with_setup(mut self, setup: impl Fn(&Base, &Path) + Send + Sync + 'static) -> Self {
+        self.setup = Some(Box::new(setup));
+        self
+    }
+
+    /// The same case, trusting the fake root's `/etc/ferry/keys` instead of `--pubkey`.
+    pub fn with_host_keys(mut self) -> Self {
+        self.host_keys = true;
+        self
+    }
+
+    /// The same case, after `first` installed successfully.
+    pub fn after(mut self, first: impl Fn(&Base) -> Vec<u8> + Send + Sync + 'static) -> Self {
+        self.first = Some(Box::new(first));
+        self
     }
 
     /// A case made by editing the base tar (recompressed afterwards).
@@ -623,7 +652,7 @@ impl Case {
 
     /// A case whose manifest JSON is edited and validly re-signed; `tar_edit` keeps the
     /// payload in step where the case needs it.
-    fn signed(
+    pub fn signed(
         name: impl Into<String>,
         code: i32,
         message: &'static str,
@@ -654,7 +683,7 @@ impl Case {
     }
 }
 
-fn no_tar_edit(_: &Base, _: &mut RawTar) {}
+pub fn no_tar_edit(_: &Base, _: &mut RawTar) {}
 
 /// Offset of `needle` in `hay`.
 fn find(hay: &[u8], needle: &[u8]) -> usize {
@@ -831,7 +860,7 @@ pub fn cases() -> Vec<Case> {
             t.members[0].header[field::MODE.start + 4] ^= 1;
         }),
         Case::tar("header/size-byte-flipped", 3, "checksum mismatch", |_, t| {
-            t.member("systemd/hello.service").header[field::SIZE.start + 8] ^= 1;
+            t.member("systemd/prod/hello.service").header[field::SIZE.start + 8] ^= 1;
         }),
         // ...and with the checksum fixed, each field is checked for what it says.
         Case::tar("header/name-changed", 3, "\"bin/hellp\" is not listed", |_, t| {
@@ -1052,33 +1081,32 @@ pub fn cases() -> Vec<Case> {
         Case::signed(
             "path/signed-config-dest-outside",
             3,
-            "is outside /etc/hello",
+            "config /etc/cron.d/hello is not directly in /etc/hello",
             |v| v["install"]["configs"][0]["dest"] = json!("/etc/cron.d/hello"),
             no_tar_edit,
         ),
         Case::signed(
             "path/signed-secret-outside",
             3,
-            "is outside /etc/hello",
+            "secret /root/.ssh/authorized_keys is not directly in /etc/hello",
             |v| v["install"]["secrets"][0]["path"] = json!("/root/.ssh/authorized_keys"),
             no_tar_edit,
         ),
         Case::signed(
             "path/signed-unit-of-another-service",
             3,
-            "unit ssh.service",
+            "systemd/ssh.service has role unit but is not where that role belongs",
             |v| {
-                v["install"]["unit"] = json!("ssh.service");
-                file_entry(v, "systemd/hello.service")["path"] = json!("systemd/ssh.service");
+                file_entry(v, "systemd/prod/hello.service")["path"] = json!("systemd/ssh.service");
             },
             |_, t| {
-                t.member("systemd/hello.service").set_name(b"systemd/ssh.service");
+                t.member("systemd/prod/hello.service").set_name(b"systemd/ssh.service");
             },
         ),
         Case::signed(
             "path/signed-version-traversal",
             3,
-            "not a safe version string",
+            "invalid version \"../../../etc\"",
             |v| v["app"]["version"] = json!("../../../etc"),
             no_tar_edit,
         ),
@@ -1281,9 +1309,10 @@ pub fn cases() -> Vec<Case> {
             }
             out
         }),
-        Case::signed("manifest/unknown-format-version", 3, "format_version 2 is not supported", |v| v["format_version"] = json!(2), no_tar_edit),
+        Case::signed("manifest/unknown-format-version", 3, "format_version 3 is not supported", |v| v["format_version"] = json!(3), no_tar_edit),
+        Case::signed("manifest/older-format-version", 3, "format_version 1 is not supported", |v| v["format_version"] = json!(1), no_tar_edit),
         Case::signed("manifest/huge-format-version", 3, "format_version 18446744073709551615 is not supported", |v| v["format_version"] = json!(u64::MAX), no_tar_edit),
-        Case::signed("manifest/format-version-string", 3, "manifest is invalid: invalid type: string", |v| v["format_version"] = json!("1"), no_tar_edit),
+        Case::signed("manifest/format-version-string", 3, "manifest is invalid: invalid type: string", |v| v["format_version"] = json!("2"), no_tar_edit),
         Case::signed(
             "manifest/format-version-missing",
             3,
@@ -1529,10 +1558,16 @@ fn member_name(i: usize) -> &'static str {
 
 /// Pads the description so the manifest is exactly `size` bytes.
 fn pad_manifest_to(size: usize) -> impl Fn(&mut Value) + Send + Sync + 'static {
+    // Padded in the build settings: free text there has no length limit (a description
+    // has one).
     move |v| {
-        v["app"]["description"] = json!("");
+        v["build"]["settings"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!(["ferry_test_padding", ""]));
         let len = manifest_bytes(v).len();
-        v["app"]["description"] = json!("x".repeat(size - len));
+        let last = v["build"]["settings"].as_array().unwrap().len() - 1;
+        v["build"]["settings"][last][1] = json!("x".repeat(size - len));
         assert_eq!(manifest_bytes(v).len(), size);
     }
 }
