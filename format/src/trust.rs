@@ -190,6 +190,10 @@ pub struct TrustStore {
     pub revocations: Vec<Statement>,
     /// Key ids an operator listed as revoked (plain file, trusted by its placement).
     pub revoked_ids: Vec<KeyId>,
+    /// Keys the host trusts but this run does not (an installer given `--pubkey` in place
+    /// of the host's keys): their revocations still count, because a revocation only ever
+    /// removes trust; they verify nothing else.
+    pub revokers: Vec<PublicKey>,
 }
 
 /// The resolved trust, with a record of why each key is (not) trusted.
@@ -207,7 +211,8 @@ impl TrustStore {
         // chain from a root adds), or the revoked key itself. A rotation statement counts
         // for nothing until its signature verifies by such a key, so a statement signed by
         // a stranger cannot smuggle in a key whose revocations would then be honoured.
-        let vouched = self.closure(&self.roots, &BTreeSet::new(), &mut Vec::new())?;
+        let may_revoke: Vec<PublicKey> = self.roots.iter().chain(&self.revokers).cloned().collect();
+        let vouched = self.closure(&may_revoke, &BTreeSet::new(), &mut Vec::new())?;
         // Public keys a self-revocation may be checked against: only to learn what a
         // key looks like; such a statement revokes nothing but its own signer.
         let mut strangers: Vec<PublicKey> = Vec::new();
@@ -451,5 +456,37 @@ mod tests {
         };
         let r = store.resolve().unwrap();
         assert!(r.keyring.get(&a.key_id()).is_none() && r.keyring.get(&b.key_id()).is_some());
+    }
+
+    /// The host's own keys, replaced for one run by `--pubkey`, still revoke (their
+    /// statements only remove trust) and still trust nothing.
+    #[test]
+    fn the_hosts_keys_revoke_when_a_run_trusts_other_keys() {
+        let (host, given, old) = (key(1), key(2), key(3));
+        let host_revokes_old =
+            stmt(revocation_statement(&host, &[old.key_id()], 5, "leaked").unwrap());
+        let store = TrustStore {
+            roots: vec![given.public_key(), old.public_key()],
+            revocations: vec![host_revokes_old.clone()],
+            revokers: vec![host.public_key()],
+            ..TrustStore::default()
+        };
+        let r = store.resolve().unwrap();
+        assert!(
+            r.keyring.get(&old.key_id()).is_none(),
+            "the host's revocation holds"
+        );
+        assert!(r.keyring.get(&given.key_id()).is_some());
+        assert!(
+            r.keyring.get(&host.key_id()).is_none(),
+            "a revoker is not trusted"
+        );
+        // Without the host's keys the statement is a stranger's: refused, as before.
+        let store = TrustStore {
+            roots: vec![given.public_key(), old.public_key()],
+            revocations: vec![host_revokes_old],
+            ..TrustStore::default()
+        };
+        assert!(store.resolve().is_err());
     }
 }

@@ -150,13 +150,17 @@ pub fn load(args: &KeyArgs, host: &Host, note: &mut dyn FnMut(&str)) -> Result<K
         || args.keyring.display().to_string(),
         |d| d.path().display().to_string(),
     );
-    let roots: Vec<(String, Vec<u8>)> = if args.pubkeys.is_empty() {
-        files_with_ext(dir.as_ref(), "pub")?
+    let host_keys = files_with_ext(dir.as_ref(), "pub")?;
+    let (roots, revokers): (Vec<(String, Vec<u8>)>, _) = if args.pubkeys.is_empty() {
+        (host_keys, Vec::new())
     } else {
-        args.pubkeys
+        // `--pubkey` replaces the host's keys for this run; their revocations still count.
+        let given = args
+            .pubkeys
             .iter()
             .map(|p| Ok((p.display().to_string(), read_path(p)?)))
-            .collect::<Result<_>>()?
+            .collect::<Result<_>>()?;
+        (given, host_keys)
     };
     if roots.is_empty() {
         return Err(anyhow!(Precondition(format!(
@@ -164,6 +168,10 @@ pub fn load(args: &KeyArgs, host: &Host, note: &mut dyn FnMut(&str)) -> Result<K
         ))));
     }
     let roots = roots
+        .iter()
+        .map(|(origin, data)| public_key(origin, data))
+        .collect::<Result<Vec<_>>>()?;
+    let revokers = revokers
         .iter()
         .map(|(origin, data)| public_key(origin, data))
         .collect::<Result<Vec<_>>>()?;
@@ -201,6 +209,7 @@ pub fn load(args: &KeyArgs, host: &Host, note: &mut dyn FnMut(&str)) -> Result<K
         rotations,
         revocations,
         revoked_ids: revoked,
+        revokers,
     };
     // The statement's own error names it and the problem: one line.
     let resolved = store.resolve()?;

@@ -98,3 +98,41 @@ fn a_secret_key_given_as_a_public_key_gets_a_hint() {
     let e = load(&a, &t.host, &mut |_| {}).unwrap_err().to_string();
     assert!(e.contains("this is a secret key"), "{e}");
 }
+
+/// `--pubkey` replaces the host's keys for one run, but a revocation the host's own key
+/// signed still holds (and the host's key still verifies nothing).
+#[test]
+fn the_hosts_revocations_hold_under_pubkey() {
+    use ferry_format::trust::revocation_statement;
+    let t = TestRoot::new();
+    let host = with_key(&t);
+    let given = SecretKey::from_seed(&[8; 32], KeyId([8; 8]));
+    let leaked = SecretKey::from_seed(&[9; 32], KeyId([9; 8]));
+    std::fs::create_dir_all(t.path("etc/ferry/keys/revocations")).unwrap();
+    std::fs::set_permissions(
+        t.path("etc/ferry/keys/revocations"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let rev = t.path("etc/ferry/keys/revocations/leaked.revocation");
+    std::fs::write(
+        &rev,
+        revocation_statement(&host, &[leaked.key_id()], 1, "leaked").unwrap(),
+    )
+    .unwrap();
+    std::fs::set_permissions(&rev, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = args();
+    for (name, k) in [("given.pub", &given), ("leaked.pub", &leaked)] {
+        let p = dir.path().join(name);
+        std::fs::write(&p, k.public_key().to_file_string()).unwrap();
+        a.pubkeys.push(p);
+    }
+    let ring = load(&a, &t.host, &mut |_| {}).unwrap();
+    assert!(ring.get(&given.key_id()).is_some());
+    assert!(ring.get(&leaked.key_id()).is_none(), "the host revoked it");
+    assert!(
+        ring.get(&host.key_id()).is_none(),
+        "--pubkey replaces the host's keys"
+    );
+}
