@@ -208,13 +208,25 @@ class Outcomes(unittest.TestCase):
 
 
 class Filters(unittest.TestCase):
+    @staticmethod
+    def entry(path, kind="f", uid=0, mode="0644"):
+        """A find/stat result as Ansible reports it (lstat: a symlink is one)."""
+        m = int(mode, 8)
+        return {"path": path, "uid": uid, "mode": mode, "isdir": kind == "d",
+                "isreg": kind == "f", "islnk": kind == "l", "wgrp": bool(m & 0o020),
+                "woth": bool(m & 0o002)}
+
+    def judged(self, entries, **scope):
+        return {w["path"]: w["why"] for w in filters.ferry_install_weak(entries, **scope)}
+
     def test_weak(self):
+        e = self.entry
         entries = [
-            {"path": "/etc/ferry", "uid": 0, "isdir": True, "mode": "0755"},
-            {"path": "/etc/ferry/keys", "uid": 0, "isdir": True, "woth": True, "mode": "0777"},
-            {"path": "/etc/ferry/keys/a.pub", "uid": 1000, "isreg": True, "mode": "0644"},
-            {"path": "/etc/ferry/keys/b.pub", "uid": 0, "isreg": True, "wgrp": True, "mode": "0664"},
-            {"path": "/etc/ferry/keys/c.pub", "uid": 0, "islnk": True, "mode": "0777"},
+            e("/etc/ferry", "d", mode="0755"),
+            e("/etc/ferry/keys", "d", mode="0777"),
+            e("/etc/ferry/keys/a.pub", uid=1000),
+            e("/etc/ferry/keys/b.pub", mode="0664"),
+            e("/etc/ferry/keys/c.pub", "l", mode="0777"),
             {"exists": False},
         ]
         weak = filters.ferry_install_weak(entries)
@@ -224,6 +236,79 @@ class Filters(unittest.TestCase):
         self.assertEqual([w["isdir"] for w in weak], [True, False, False, False])
         self.assertIn("owned by uid 1000", weak[1]["why"])
         self.assertIn("a symlink", weak[3]["why"])
+
+    def test_weak_agrees_with_the_installer(self):
+        """Each case as installer/src/keys.rs (check_tree(KEY_DIR, 1), and KEY_DIR's
+        parent unless /etc) and installer/src/policy.rs (ETC_DIR, then a regular
+        policy.toml) judge it: refused (the reason) or not (None)."""
+        e = self.entry
+        cases = [
+            # The directories themselves.
+            (e("/etc/ferry", "d"), None),
+            (e("/etc/ferry", "d", mode="0775"), "group-writable"),
+            (e("/etc/ferry", "d", uid=1000), "owned by uid 1000"),
+            (e("/etc/ferry", "l", mode="0777"), "a symlink"),
+            (e("/etc/ferry/keys", "d", mode="0757"), "writable by anyone"),
+            (e("/etc/ferry/keys", "d", mode="1777"), "writable by anyone"),
+            (e("/etc/ferry/keys", "l"), "a symlink"),
+            (e("/etc/ferry/keys", "f"), "not a directory"),
+            # What the keyring holds, and one level below: files, statements, directories.
+            (e("/etc/ferry/keys/release.pub"), None),
+            (e("/etc/ferry/keys/release.pub", mode="0600"), None),
+            (e("/etc/ferry/keys/release.pub", mode="0664"), "group-writable"),
+            (e("/etc/ferry/keys/release.pub", uid=1000), "owned by uid 1000"),
+            (e("/etc/ferry/keys/release.pub", "l"), "a symlink"),
+            (e("/etc/ferry/keys/.hidden.pub", mode="0666"), "writable by anyone"),
+            (e("/etc/ferry/keys/notes.txt", uid=1000), "owned by uid 1000"),
+            (e("/etc/ferry/keys/revoked", mode="0646"), "writable by anyone"),
+            (e("/etc/ferry/keys/rotations", "d", mode="0700"), None),
+            (e("/etc/ferry/keys/rotations", "d", uid=1000, mode="0755"), "owned by uid 1000"),
+            (e("/etc/ferry/keys/rotations", "l"), "a symlink"),
+            (e("/etc/ferry/keys/revocations/x.revocation", mode="0664"), "group-writable"),
+            (e("/etc/ferry/keys/revocations/x.revocation", "l"), "a symlink"),
+            (e("/etc/ferry/keys/revocations/old", "d", mode="0777"), "writable by anyone"),
+            (e("/etc/ferry/keys/revocations/old", "l"), "a symlink"),
+            # Below that, ferry-install neither reads nor checks anything.
+            (e("/etc/ferry/keys/revocations/old/x.revocation", uid=1000, mode="0666"), None),
+            (e("/etc/ferry/keys/revocations/old/y", "l"), None),
+            # The policy: a regular file, root's, not group- or other-writable.
+            (e("/etc/ferry/policy.toml"), None),
+            (e("/etc/ferry/policy.toml", mode="0664"), "group-writable"),
+            (e("/etc/ferry/policy.toml", uid=1000), "owned by uid 1000"),
+            (e("/etc/ferry/policy.toml", "l"), "a symlink"),
+            (e("/etc/ferry/policy.toml", "d"), "not a regular file"),
+            # Nothing else under /etc/ferry.
+            (e("/etc/ferry/README", uid=1000, mode="0666"), None),
+            (e("/etc/ferry/old-keys", "d", mode="0777"), None),
+            (e("/etc/ferry/old-keys/x.pub", "l"), None),
+            (e("/etc/ferry/policy.toml.dpkg-old", uid=1000), None),
+        ]
+        for entry, why in cases:
+            with self.subTest(path=entry["path"], entry=entry):
+                got = self.judged([entry]).get(entry["path"])
+                if why is None:
+                    self.assertIsNone(got)
+                else:
+                    self.assertIsNotNone(got)
+                    self.assertIn(why, got)
+
+    def test_weak_with_another_key_dir(self):
+        e = self.entry
+        scope = {"key_dir": "/srv/ferry/keys", "dirs": ["/var/cache/ferry"]}
+        got = self.judged([
+            e("/srv/ferry", "d", mode="0775"),            # its parent: checked
+            e("/srv/ferry/keys", "d"),
+            e("/srv/ferry/keys/a.pub", uid=1000),
+            e("/etc/ferry", "d"),
+            e("/etc/ferry/keys/b.pub", uid=1000),        # not the keyring: not read
+            e("/etc/ferry/policy.toml", mode="0666"),     # always the policy
+            e("/var/cache/ferry", "d", uid=65534, mode="0777"),
+            e("/var/cache/ferry/x.tar.zst", uid=65534),   # the role's rule: the directory
+        ], **scope)
+        self.assertEqual(sorted(got), ["/etc/ferry/policy.toml", "/srv/ferry",
+                                       "/srv/ferry/keys/a.pub", "/var/cache/ferry"])
+        # /etc is no parent to check (ferry-install checks it as a system directory).
+        self.assertEqual(self.judged([e("/etc", "d", mode="0777")], key_dir="/etc/keys"), {})
 
     def test_stale_bundles(self):
         paths = ["/c/" + n for n in [

@@ -1,11 +1,18 @@
 # Filters of the ferry_install role (run on the control node).
 #
-#   ENTRIES | ferry_install_weak
-#       From ansible.builtin.find `files` and ansible.builtin.stat `stat` results: those
-#       that someone other than root could have changed, as ferry-install judges its trust
-#       store (like sshd's StrictModes): not owned by root, group- or other-writable, or
-#       neither a directory nor a regular file (a symlink, a device). Each as
-#       {path, isdir, why}.
+#   ENTRIES | ferry_install_weak(KEY_DIR, ETC_DIR, POLICY_PATH, DIRS)
+#       From ansible.builtin.find `files` and ansible.builtin.stat `stat` results (never
+#       following links): those that ferry-install would refuse in its trust store and
+#       policy (installer/src/keys.rs and policy.rs, like sshd's StrictModes), each as
+#       {path, isdir, why}. Every judged entry must be root's and not group- or
+#       other-writable; what ferry-install judges, and what else it demands:
+#         ETC_DIR (/etc/ferry), KEY_DIR, KEY_DIR's parent (unless /etc), DIRS (the role
+#           adds the bundle cache): directories, not symlinks;
+#         KEY_DIR/NAME and KEY_DIR/SUB/NAME (keys, statements, `revoked`, their
+#           directories): no symlinks;
+#         POLICY_PATH (ETC_DIR/policy.toml): a regular file.
+#       Nothing else: ferry-install neither reads nor checks other files under ETC_DIR, or
+#       anything deeper in KEY_DIR, so neither does the role.
 #
 #   KEY_RESULTS | ferry_install_trust_places(KEY_DIR, ROTATIONS, REVOCATIONS, POLICY, POLICY_PATH)
 #       What trust provisioning copies where, as [{src, dest}]: each verified key (the
@@ -32,32 +39,55 @@ BUNDLE_NAME = re.compile(
 )
 
 
-def ferry_install_weak(entries):
-    weak = []
+def _norm(path):
+    path = os.path.normpath(path or "/")
+    return "/" if path in ("/", "//") else path
+
+
+def ferry_install_weak(entries, key_dir="/etc/ferry/keys", etc_dir="/etc/ferry",
+                       policy_path=None, dirs=()):
+    key_dir, etc_dir = _norm(key_dir), _norm(etc_dir)
+    policy_path = _norm(policy_path or os.path.join(etc_dir, "policy.toml"))
+    tops = {etc_dir, key_dir} | {_norm(d) for d in dirs or []}
+    if os.path.dirname(key_dir) not in ("/", "/etc"):
+        tops.add(os.path.dirname(key_dir))
+    weak = {}
     for entry in entries or []:
         if not isinstance(entry, dict) or not entry.get("path"):
             continue
         if entry.get("exists") is False:
             continue
+        path = _norm(entry["path"])
+        islnk = bool(entry.get("islnk"))
+        isdir = bool(entry.get("isdir")) and not islnk
+        isreg = bool(entry.get("isreg")) and not islnk
+        rel = os.path.relpath(path, key_dir).split("/")
+        in_keys = path.startswith(key_dir + "/") and len(rel) <= 2
+        if path in tops:
+            kind = None if isdir else "a symlink" if islnk else "not a directory"
+        elif path == policy_path:
+            kind = None if isreg else "a symlink" if islnk else "not a regular file"
+        elif in_keys:
+            kind = "a symlink" if islnk else None
+        else:
+            continue
         reasons = []
-        if entry.get("uid") != 0:
+        # A symlink's own owner and mode mean nothing: that it is one is the reason.
+        if not islnk and entry.get("uid") != 0:
             reasons.append("owned by uid %s" % entry.get("uid"))
-        if entry.get("wgrp"):
+        if not islnk and entry.get("wgrp"):
             reasons.append("group-writable")
-        if entry.get("woth"):
+        if not islnk and entry.get("woth"):
             reasons.append("writable by anyone")
-        if not entry.get("isdir") and not entry.get("isreg"):
-            reasons.append("a symlink" if entry.get("islnk") else "not a file or directory")
+        if kind:
+            reasons.append(kind)
         if reasons:
-            weak.append(
-                {
-                    "path": entry["path"],
-                    "isdir": bool(entry.get("isdir")) and not entry.get("islnk"),
-                    "why": "%s (%s, mode %s)"
-                    % (entry["path"], ", ".join(reasons), entry.get("mode", "?")),
-                }
-            )
-    return sorted(weak, key=lambda w: w["path"])
+            weak[path] = {
+                "path": path,
+                "isdir": isdir,
+                "why": "%s (%s, mode %s)" % (path, ", ".join(reasons), entry.get("mode", "?")),
+            }
+    return [weak[p] for p in sorted(weak)]
 
 
 def ferry_install_trust_places(key_results, key_dir, rotations=(), revocations=(),
