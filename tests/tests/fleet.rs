@@ -31,17 +31,27 @@
 //! 2. `--check` on fresh hosts says it would install the installer, and changes nothing.
 //! 3. Tampered installers, each refused on the control node before anything reaches a host:
 //!    one that is not its pinned SHA-256, one altered on the kit, one in a kit re-signed by
-//!    another key, one whose release key was swapped too.
-//! 4. The first rollout; a second run and `--check` change nothing; the trust stores stay
-//!    byte-identical throughout.
+//!    another key, one whose release key was swapped too. Then (3a-d) a host policy placed by
+//!    `trust.yml` (`ferry_policy`, root:root 0644) on fleet-3 that lets the release key sign
+//!    `billing-*` only: the install is refused (exit 4) and the host unchanged but for what
+//!    the role copied; a group-writable policy and a symlinked key are refused by the role
+//!    before it runs anything, as `ferry-install` run by hand refuses them, while an
+//!    operator's file under `/etc/ferry` that `ferry-install` never reads is left alone; a
+//!    policy that admits hello replaces the weak one.
+//! 4. The first rollout (fleet-3 under its policy); a second run and `--check` change
+//!    nothing; the trust stores stay byte-identical throughout.
 //! 5. An installer planted on fleet-1 is never run: `status.yml` refuses it, `--check`
 //!    reports it would replace it, a real run replaces it before running anything.
 //! 6. `--check` of an upgrade changes nothing; `ferry_pubkey` replaces the host's keys for
-//!    one run only (pinned to another key, the bundle is refused); a rolling upgrade to a release that fails at
-//!    start stops after the canary, which the installer rolled back; a good rolling upgrade
-//!    with `--diff -v` shows the config diffs, a secret an operator left in a kept config
-//!    redacted, and prunes the bundle cache; a release that passes the health gate but
-//!    restarts soon after fails the canary soak, which rolls the canary back and stops.
+//!    one run only: on fleet-1, whose own key revoked the attacker's, a bundle signed by a
+//!    key no host trusts verifies with that key pinned, and the attacker's bundle with the
+//!    attacker's key pinned is still refused (the host's revocation holds); pinned to another
+//!    key, the release key's bundle is refused; unpinned, it is refused on the control node. A
+//!    rolling upgrade to a release that fails at start stops after the canary, which the
+//!    installer rolled back; a good rolling upgrade with `--diff -v` shows the config diffs, a
+//!    secret an operator left in a kept config redacted, and prunes the bundle cache; a
+//!    release that passes the health gate but restarts soon after fails the canary soak,
+//!    which rolls the canary back and stops.
 //! 7. `rollback.yml` on the sudo host, `--check` first; `status.yml`.
 //! 8. Every way a run can fail carries its message and class: a hung installer (timeout), one
 //!    killed by SIGKILL, one printing no JSON, one the kernel cannot execute.
@@ -190,20 +200,44 @@ struct Artifacts {
     /// The release key pair (`release.key`, `release.pub`) and its key id.
     pubkey: PathBuf,
     key_id: String,
-    /// Another key pair (`attacker.*`), which an attacker would sign with.
+    /// Another key pair (`attacker.*`), which an attacker would sign with; the release key
+    /// revokes it (`attacker.revocation`).
     attacker: PathBuf,
     attacker_id: String,
+    /// A third key pair (`staging.*`), trusted by no host: `ferry_pubkey` trusts it for a run.
+    staging: PathBuf,
+    staging_id: String,
     /// By version: 1.0.0, 1.1.0 (another default greeting), 2.0.0 (exits at start) and 1.2.0
     /// (passes the health gate, then systemd restarts it after `RESTART_AFTER` seconds).
     by_version: BTreeMap<&'static str, PathBuf>,
+    /// 1.1.0 signed by the staging key and by the attacker's, by key name.
+    resigned: BTreeMap<&'static str, PathBuf>,
     /// `ferry kit` of 1.0.0 with the static installer (`ferry-install-x86_64`) and a
     /// `SHA256SUMS.sig` signed by the release key.
     kit: PathBuf,
 }
 
+/// `ferry build` of `dir/src-VERSION` for amd64, signed by `dir/KEY.key`, into `out`; returns
+/// the bundle.
+fn ferry_build(dir: &Path, version: &str, key: &str, out: &Path) -> PathBuf {
+    run_ok(
+        Command::new(ferry_bin())
+            .arg("build")
+            .arg(dir.join(format!("src-{version}")))
+            .arg("--key")
+            .arg(dir.join(format!("{key}.key")))
+            .arg("--out")
+            .arg(out)
+            .args(["--target", "linux/amd64"])
+            .env("SOURCE_DATE_EPOCH", SDE)
+            .env_remove("FERRY_PASSPHRASE"),
+    );
+    out.join(format!("hello-{version}-linux-amd64.tar.zst"))
+}
+
 /// Copies `examples/hello` to `dir/src-VERSION`, sets the version, lets `edit` change more
 /// (given the source directory and `ferry.toml`), builds it for amd64 into `dir/out-VERSION`
-/// and returns the bundle.
+/// with the release key and returns the bundle.
 fn build_bundle(dir: &Path, version: &str, edit: impl Fn(&Path, String) -> String) -> PathBuf {
     let src = dir.join(format!("src-{version}"));
     run_ok(
@@ -223,20 +257,7 @@ fn build_bundle(dir: &Path, version: &str, edit: impl Fn(&Path, String) -> Strin
         ),
     )
     .unwrap();
-    let out = dir.join(format!("out-{version}"));
-    run_ok(
-        Command::new(ferry_bin())
-            .arg("build")
-            .arg(&src)
-            .arg("--key")
-            .arg(dir.join("release.key"))
-            .arg("--out")
-            .arg(&out)
-            .args(["--target", "linux/amd64"])
-            .env("SOURCE_DATE_EPOCH", SDE)
-            .env_remove("FERRY_PASSPHRASE"),
-    );
-    out.join(format!("hello-{version}-linux-amd64.tar.zst"))
+    ferry_build(dir, version, "release", &dir.join(format!("out-{version}")))
 }
 
 fn once(text: &str, from: &str, to: &str) -> String {
@@ -246,7 +267,7 @@ fn once(text: &str, from: &str, to: &str) -> String {
 
 fn build_artifacts(dir: &Path) -> Artifacts {
     build_binaries();
-    for name in ["release", "attacker"] {
+    for name in ["release", "attacker", "staging"] {
         run_ok(
             Command::new(ferry_bin())
                 .arg("keygen")
@@ -266,16 +287,25 @@ fn build_artifacts(dir: &Path) -> Artifacts {
             .arg("--out")
             .arg(dir.join("attacker.revocation")),
     );
-    let by_version = std::thread::scope(|s| {
+    let (by_version, resigned) = std::thread::scope(|s| {
         let v1 = s.spawn(|| build_bundle(dir, "1.0.0", |_, t| t));
+        // 1.1.0 also signed by the staging key and by the attacker's (the same build).
         let v11 = s.spawn(|| {
-            build_bundle(dir, "1.1.0", |_, t| {
+            let bundle = build_bundle(dir, "1.1.0", |_, t| {
                 once(
                     &t,
                     "greeting = \"Hello from ferry\"",
                     &format!("greeting = \"{GREETING_11}\""),
                 )
-            })
+            });
+            let resigned: BTreeMap<&'static str, PathBuf> = ["staging", "attacker"]
+                .into_iter()
+                .map(|key| {
+                    let out = dir.join(format!("out-1.1.0-{key}"));
+                    (key, ferry_build(dir, "1.1.0", key, &out))
+                })
+                .collect();
+            (bundle, resigned)
         });
         let v2 = s.spawn(|| {
             build_bundle(dir, "2.0.0", |_, t| {
@@ -305,12 +335,14 @@ fn build_artifacts(dir: &Path) -> Artifacts {
                 format!("{t}\n[templates]\nunit = \"unit.service.j2\"\n")
             })
         });
-        BTreeMap::from([
+        let (v11, resigned) = v11.join().unwrap();
+        let by_version = BTreeMap::from([
             ("1.0.0", v1.join().unwrap()),
-            ("1.1.0", v11.join().unwrap()),
+            ("1.1.0", v11),
             ("1.2.0", v12.join().unwrap()),
             ("2.0.0", v2.join().unwrap()),
-        ])
+        ]);
+        (by_version, resigned)
     });
     let kit = dir.join("kit");
     run_ok(
@@ -335,7 +367,10 @@ fn build_artifacts(dir: &Path) -> Artifacts {
         pubkey: dir.join("release.pub"),
         attacker_id: key_id(&dir.join("attacker.pub")),
         attacker: dir.join("attacker"),
+        staging_id: key_id(&dir.join("staging.pub")),
+        staging: dir.join("staging"),
         by_version,
+        resigned,
         kit,
     }
 }
@@ -1124,9 +1159,9 @@ fn ansible_rolls_out_to_a_fleet_on_a_private_network() {
         );
         assert!(!exists(host, "/etc/ferry/keys/planted.pub"), "{name}");
     }
-    // From here on, no play may change what the hosts trust.
-    let trusted: Vec<String> = hosts.iter().map(trust_store).collect();
-    let assert_trust_unchanged = |when: &str| {
+    // From here on, no play but trust provisioning may change what the hosts trust.
+    let mut trusted: Vec<String> = hosts.iter().map(trust_store).collect();
+    let assert_trust_unchanged = |trusted: &[String], when: &str| {
         for (i, host) in hosts.iter().enumerate() {
             assert_unchanged(
                 &format!("{}'s trust store ({when})", names[i]),
@@ -1155,7 +1190,7 @@ fn ansible_rolls_out_to_a_fleet_on_a_private_network() {
         );
         assert_unchanged(&names[i], &before[i], &snapshot(host));
     }
-    assert_trust_unchanged("after --check");
+    assert_trust_unchanged(&trusted, "after --check");
 
     // 3. Tampered installers, each refused on the control node before anything reaches a
     //    host: fleet-1 pins a SHA-256 (the real one) but is handed another file; fleet-2's
@@ -1263,9 +1298,154 @@ fn ansible_rolls_out_to_a_fleet_on_a_private_network() {
         );
     }
 
+    // 3a. A host policy, placed by trust provisioning (ferry_policy), judges what installs on
+    //     fleet-3. First one that lets the release key sign billing-* apps only. An operator's
+    //     notes under /etc/ferry, writable by anyone but read by no ferry-install, are none of
+    //     trust provisioning's business: neither refused nor changed.
+    let h3 = &hosts[2];
+    h3.write_file("/etc/ferry/NOTES", "keys: ask the release team\n")
+        .unwrap();
+    h3.sh_ok("chown 1000:1000 /etc/ferry/NOTES && chmod 0666 /etc/ferry/NOTES");
+    let policy = |name: &str, text: &str| -> String {
+        fs::write(dir.join(name), text).unwrap();
+        json!({"ferry_policy": dir.join(name)}).to_string()
+    };
+    let billing_only = format!(
+        "# The release key signs billing apps only, here.\n\
+         [[signer]]\nkey = \"{}\"\napps = [\"billing-*\"]\n",
+        art.key_id
+    );
+    let play = control.play(
+        "trust.yml",
+        &[
+            "-l",
+            "fleet-3",
+            "-e",
+            &policy("billing-only.toml", &billing_only),
+        ],
+    );
+    play.assert_succeeded();
+    play.assert(play.host("fleet-3").changed > 0, "no policy placed");
+    assert_eq!(
+        stat(h3, "/etc/ferry/policy.toml"),
+        "root:root 644 regular file"
+    );
+    assert_eq!(
+        h3.read_file("/etc/ferry/policy.toml").unwrap(),
+        billing_only
+    );
+    let notes = || {
+        h3.sh_ok("stat -c '%u:%g %a' /etc/ferry/NOTES")
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(
+        notes(),
+        "1000:1000 666",
+        "trust provisioning touched the notes"
+    );
+
+    // 3b. The first install of hello there: ferry-install refuses it (the policy's exit 4),
+    //     and nothing changes but what the role copied before running it (the verified
+    //     installer, the bundle in the cache).
+    let before = snapshot(h3);
+    let trust_before = trust_store(h3);
+    let play = control.play("site.yml", &["-l", "fleet-3", "-e", &bundle("1.0.0")]);
+    assert_failed_with(
+        &play,
+        &[(
+            "fleet-3",
+            &format!(
+                "ferry-install exited 4 (precondition or policy not met; nothing changed): \
+                 policy refuses hello: key {} may sign only billing-* ([[signer]], \
+                 /etc/ferry/policy.toml)",
+                art.key_id
+            ),
+        )],
+    );
+    let bundle_1 = art.by_version["1.0.0"]
+        .file_name()
+        .unwrap()
+        .to_string_lossy();
+    let copied = [
+        INSTALLER.to_owned(),
+        format!("/var/cache/ferry/{bundle_1}"),
+        format!("/var/cache/ferry/{bundle_1}.minisig"),
+    ];
+    let but_copied = |snap: &str| -> String {
+        snap.lines()
+            .filter(|l| !copied.iter().any(|c| l.starts_with(&format!("{c} "))))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_unchanged("fleet-3", &but_copied(&before), &but_copied(&snapshot(h3)));
+    assert!(copied.iter().all(|c| exists(h3, c)), "{copied:?}");
+    assert_unchanged("fleet-3's trust store", &trust_before, &trust_store(h3));
+
+    // 3c. The policy made group-writable and a symlink among the keys: the role refuses to
+    //     run the installer, naming both, as ferry-install itself would (run by hand, it
+    //     refuses each with exit 4, the keys first). The notes still are no one's concern.
+    h3.sh_ok("chmod 0664 /etc/ferry/policy.toml && ln -s release.pub /etc/ferry/keys/old.pub");
+    let play = control.play("site.yml", &["-l", "fleet-3", "-e", &bundle("1.0.0")]);
+    for weak in [
+        "refused: /etc/ferry/keys/old.pub (a symlink, mode ",
+        "; /etc/ferry/policy.toml (group-writable, mode 0664). Someone other than root",
+    ] {
+        assert_failed_with(&play, &[("fleet-3", weak)]);
+    }
+    play.assert(
+        !play.output.contains("/etc/ferry/NOTES"),
+        "the notes were judged",
+    );
+    let by_hand = || {
+        let out = h3.sh(&format!(
+            "{INSTALLER} install /var/cache/ferry/{bundle_1} --dry-run"
+        ));
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = by_hand();
+    assert_eq!(code, Some(4), "{stderr}");
+    assert!(stderr.contains("keys/old.pub is a symlink"), "{stderr}");
+    h3.ok(["rm", "/etc/ferry/keys/old.pub"]);
+    let (code, stderr) = by_hand();
+    assert_eq!(code, Some(4), "{stderr}");
+    assert!(
+        stderr.contains("/etc/ferry/policy.toml is owned by uid 0 with mode 0664"),
+        "{stderr}"
+    );
+
+    // 3d. A policy that lets the release key sign hello too, and allows no exec probe
+    //     (hello's probe is HTTP): trust provisioning replaces the weak one (root:root
+    //     0644), and the first rollout below installs hello on fleet-3 under it.
+    let hello_too = format!(
+        "[[signer]]\nkey = \"{}\"\napps = [\"hello\", \"billing-*\"]\n\n\
+         [footprint]\nexec_probes = false\n",
+        art.key_id
+    );
+    let play = control.play(
+        "trust.yml",
+        &["-l", "fleet-3", "-e", &policy("hello-too.toml", &hello_too)],
+    );
+    play.assert_succeeded();
+    assert_eq!(
+        stat(h3, "/etc/ferry/policy.toml"),
+        "root:root 644 regular file"
+    );
+    assert_eq!(h3.read_file("/etc/ferry/policy.toml").unwrap(), hello_too);
+    assert_eq!(
+        notes(),
+        "1000:1000 666",
+        "trust provisioning touched the notes"
+    );
+    trusted = hosts.iter().map(trust_store).collect();
+
     // 4. The first rollout: the canary, its soak, then the rest; every host on 1.0.0, healthy,
     //    with the installer the kit's signed list vouches for, the bundle 0640 in a 0750
-    //    cache, and the trust store as trust provisioning left it.
+    //    cache, and the trust store as trust provisioning left it (fleet-3: under the policy
+    //    that admits hello).
     let play = control.play("site.yml", &["-e", &bundle("1.0.0")]);
     play.assert_succeeded();
     play.assert(
@@ -1296,7 +1476,7 @@ fn ansible_rolls_out_to_a_fleet_on_a_private_network() {
             names[i]
         );
     }
-    assert_trust_unchanged("after the first rollout");
+    assert_trust_unchanged(&trusted, "after the first rollout");
     // fleet-2 was only ever reached as deploy, through sudo.
     let sshd = hosts[1].sh_ok("journalctl -u ssh.service --no-pager -o cat");
     assert!(sshd.contains("Accepted publickey for deploy"), "{sshd}");
@@ -1316,7 +1496,7 @@ fn ansible_rolls_out_to_a_fleet_on_a_private_network() {
             &format!("{name} would change"),
         );
     }
-    assert_trust_unchanged("after a second run and --check");
+    assert_trust_unchanged(&trusted, "after a second run and --check");
 
     // 5. An installer planted on fleet-1 (root's, so only root could have): status.yml
     //    refuses to run it; --check says it would replace it, running nothing; a real run
@@ -1377,43 +1557,70 @@ fn ansible_rolls_out_to_a_fleet_on_a_private_network() {
         assert_unchanged(&names[i], &before[i], &snapshot(host));
         assert_healthy(host, &names[i], "1.0.0");
     }
-    assert_trust_unchanged("after --check of an upgrade");
+    assert_trust_unchanged(&trusted, "after --check of an upgrade");
 
-    // 6'. ferry_pubkey trusts one key for one run instead of the host's keys: pinned to the
-    //     attacker's key, the release key's bundle is refused (exit 3), and the host's trust
-    //     store stays as it was. Without its key id pinned, it is refused on the control node.
-    //     (fleet-2: fleet-1's revocation, signed by the release key, would not verify either
-    //     with the attacker's key as the only root, which ferry-install also refuses.)
-    let before = snapshot(&hosts[1]);
-    let pubkey = json!({"ferry_pubkey": art.attacker.with_extension("pub"),
-                        "ferry_pubkey_id": art.attacker_id})
-    .to_string();
-    let play = control.play(
-        "site.yml",
+    // 6'. ferry_pubkey trusts one key for one run instead of the host's keys (dry runs here),
+    //     and the host's trust store stays as it was. fleet-1 holds a revocation of the
+    //     attacker's key signed by its own release key: pinned to the staging key, which no
+    //     host trusts, the staging key's bundle verifies there (the host's keys still revoke,
+    //     and verify nothing else). Then fleet-2, pinned to the attacker's key: the release
+    //     key's bundle is refused (exit 3). One host at a time (serial 1): the first failure
+    //     ends the play.
+    let before: Vec<String> = hosts.iter().take(2).map(snapshot).collect();
+    let pubkey = |key: &Path, id: &str, bundle: &Path| -> Value {
+        json!({"ferry_pubkey": key.with_extension("pub"), "ferry_pubkey_id": id,
+               "ferry_bundle": bundle})
+    };
+    let inventory = control.variant(
+        "pubkey",
         &[
-            "--check",
-            "-l",
-            "fleet-2",
-            "-e",
-            &bundle("1.1.0"),
-            "-e",
-            &pubkey,
+            (
+                "fleet-1",
+                pubkey(&art.staging, &art.staging_id, &art.resigned["staging"]),
+            ),
+            (
+                "fleet-2",
+                pubkey(&art.attacker, &art.attacker_id, &art.by_version["1.1.0"]),
+            ),
         ],
     );
-    assert_failed_with(
-        &play,
+    let play = control.play_with(
+        &inventory,
+        "site.yml",
+        &["--check", "-l", "fleet-1,fleet-2", "-e", "ferry_serial=1"],
+    );
+    let r = play.host("fleet-1");
+    play.assert(
+        r.failed == 0 && r.changed > 0,
+        "fleet-1 would not install the staging key's 1.1.0 with ferry_pubkey",
+    );
+    // The message names the staged bundle between the two.
+    for message in [
+        "ferry-install exited 3 (verification failed): ".to_owned(),
+        format!(
+            "signed by key {}, which is not trusted (trusted: {})",
+            art.key_id, art.attacker_id
+        ),
+    ] {
+        assert_failed_with(&play, &[("fleet-2", &message)]);
+    }
+    // fleet-1 again, pinned to the attacker's key, which fleet-1 revoked, with a bundle the
+    // attacker signed: refused, since the host's revocation still holds.
+    let inventory = control.variant(
+        "revoked",
         &[(
-            "fleet-2",
-            &format!(
-                "signed by key {}, which is not trusted (trusted: {}",
-                art.key_id, art.attacker_id
-            ),
+            "fleet-1",
+            pubkey(&art.attacker, &art.attacker_id, &art.resigned["attacker"]),
         )],
     );
-    assert_failed_with(
-        &play,
-        &[("fleet-2", "ferry-install exited 3 (verification failed): ")],
-    );
+    let play = control.play_with(&inventory, "site.yml", &["--check", "-l", "fleet-1"]);
+    for message in [
+        "ferry-install exited 4 (precondition or policy not met; nothing changed): ",
+        "every trusted key is revoked",
+    ] {
+        assert_failed_with(&play, &[("fleet-1", message)]);
+    }
+    // ferry_pubkey without its key id pinned is refused on the control node.
     let unpinned = format!("ferry_pubkey={}", art.pubkey.display());
     let play = control.play(
         "site.yml",
@@ -1431,8 +1638,10 @@ fn ansible_rolls_out_to_a_fleet_on_a_private_network() {
         &play,
         &[("fleet-2", "needs its key id pinned in ferry_pubkey_id")],
     );
-    assert_unchanged("fleet-2", &before, &snapshot(&hosts[1]));
-    assert_trust_unchanged("after runs with ferry_pubkey");
+    for (i, host) in hosts.iter().enumerate().take(2) {
+        assert_unchanged(&names[i], &before[i], &snapshot(host));
+    }
+    assert_trust_unchanged(&trusted, "after runs with ferry_pubkey");
 
     // 6a. Rolling upgrade to a release that fails at start: the canary (fleet-1) fails, its
     //     installer rolled it back, and the rollout stops there.
@@ -1539,7 +1748,7 @@ fn ansible_rolls_out_to_a_fleet_on_a_private_network() {
         );
         assert_eq!(cache(host).len(), 4, "{}: {:?}", names[i], cache(host));
     }
-    assert_trust_unchanged("after the upgrades");
+    assert_trust_unchanged(&trusted, "after the upgrades");
 
     // 6c. A release that passes the installer's health gate, then restarts RESTART_AFTER
     //     seconds later: the canary's soak catches it, rolls it back, and stops the rollout.
@@ -1607,7 +1816,7 @@ fn ansible_rolls_out_to_a_fleet_on_a_private_network() {
             &format!("no status line for {name} on {version}"),
         );
     }
-    assert_trust_unchanged("at the end");
+    assert_trust_unchanged(&trusted, "at the end");
 
     // 8. Every way a run can fail keeps its message and class. Installers pinned by SHA-256
     //    (the inventory's own pins, as an operator could set them) that hang, die of SIGKILL
@@ -1713,7 +1922,7 @@ fn ansible_rolls_out_to_a_fleet_on_a_private_network() {
         )],
     );
     // None of these changed what the hosts trust, or which release they run.
-    assert_trust_unchanged("after the failing installers");
+    assert_trust_unchanged(&trusted, "after the failing installers");
     for (name, (host, version)) in names
         .iter()
         .zip(hosts.iter().zip(["1.1.0", "1.0.0", "1.1.0"]))
