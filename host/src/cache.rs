@@ -51,7 +51,7 @@ pub fn host_cache() -> Result<PathBuf> {
 }
 
 /// The cached root of a `scripts/mkhost --profile PROFILE` (`fleet`: the default root plus
-/// sshd and python3, for hosts driven by Ansible), `<host_cache_dir()>-PROFILE`, built like
+/// sshd, python3 and sudo, for hosts driven by Ansible), `<host_cache_dir()>-PROFILE`, built like
 /// [`host_cache`] builds the default one (that one first, since the profile derives from it).
 pub fn profile_cache(profile: &str) -> Result<PathBuf> {
     static CACHES: Mutex<BTreeMap<String, Result<PathBuf, String>>> = Mutex::new(BTreeMap::new());

@@ -123,7 +123,7 @@ pub struct HostOptions {
     /// `$FERRY_EXEC_TIMEOUT` or 600 s).
     pub exec_timeout: Duration,
     /// The `scripts/mkhost --profile` of the cached root to boot: `None` (the default) for the
-    /// default root, `Some("fleet")` for `<cache>-fleet`, the same plus sshd and python3.
+    /// default root, `Some("fleet")` for `<cache>-fleet`, the same plus sshd, python3 and sudo.
     pub profile: Option<String>,
     /// `None` (the default): `--private-network`, loopback only. `Some(PATH)`:
     /// `--network-namespace-path=PATH` instead, a network namespace the caller made (`ip netns
