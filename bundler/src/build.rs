@@ -319,6 +319,7 @@ fn prepare_target(
             source_dirty: dirty,
             source_date_epoch: sde,
             settings: info.settings,
+            before: Vec::new(),
         },
         modules: info.modules,
         files: entries.iter().map(|(e, _)| e.clone()).collect(),
