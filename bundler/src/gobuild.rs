@@ -10,7 +10,7 @@ use anyhow::{anyhow, bail, Context as _, Result};
 use ferry_format::manifest::{Module, Target};
 use serde::Deserialize;
 
-use crate::project::types::BuildTag;
+use crate::project::types::{BuildTag, GoSymbol, LdflagsValue};
 use crate::project::Loaded;
 
 /// Runs a command, returning stdout; on failure the error names the command and carries
@@ -125,24 +125,37 @@ pub fn go_version() -> Result<String> {
     Ok(v.trim().to_owned())
 }
 
+/// One `-X` assignment and the `ferry.toml` key it comes from.
+#[derive(Debug, Clone)]
+pub struct Stamp {
+    /// `app.version_variable` or `build.ldflags_x."NAME"`, for messages.
+    pub key: String,
+    pub symbol: GoSymbol,
+    /// Rendered and checked again.
+    pub value: LdflagsValue,
+}
+
 /// The `-ldflags` value: stripped, no build id, version stamped. `go build` splits it at
-/// white space; every assignment is one word ([`crate::project::types::GoSymbol::assignment`]),
-/// so a value cannot add a linker flag of its own.
-pub fn ldflags(loaded: &Loaded) -> String {
-    let p = &loaded.project;
-    let mut s = format!(
-        "-s -w -buildid= -X {}",
-        p.app.version_variable.assignment(p.app.version.as_str())
-    );
-    for (k, v) in &p.build.ldflags_x {
-        let _ = write!(s, " -X {}", k.assignment(v.as_str()));
+/// white space; every assignment is one word
+/// ([`crate::project::types::GoSymbol::assignment`]), so a value cannot add a linker flag
+/// of its own.
+pub fn ldflags(stamps: &[Stamp]) -> String {
+    let mut s = "-s -w -buildid=".to_owned();
+    for st in stamps {
+        let _ = write!(s, " -X {}", st.symbol.assignment(st.value.as_str()));
     }
     s
 }
 
 /// Cross-compiles one target from the vendored tree, with the network shut
 /// (`GOPROXY=off`): everything must already be in `vendor/`.
-pub fn build(loaded: &Loaded, build_dir: &Path, target: Target, out: &Path) -> Result<()> {
+pub fn build(
+    loaded: &Loaded,
+    build_dir: &Path,
+    target: Target,
+    out: &Path,
+    stamps: &[Stamp],
+) -> Result<()> {
     let p = &loaded.project;
     let mut cmd = go(build_dir);
     cmd.env("CGO_ENABLED", "0")
@@ -158,7 +171,7 @@ pub fn build(loaded: &Loaded, build_dir: &Path, target: Target, out: &Path) -> R
     // Project values only ever form one `-name=value` word each, and `--` ends the flags
     // before the package: `GoPackage` cannot start with `-`, and this holds even if it
     // could. (`-o`'s value is ferry's own work path.)
-    cmd.arg(format!("-ldflags={}", ldflags(loaded)))
+    cmd.arg(format!("-ldflags={}", ldflags(stamps)))
         .arg("-o")
         .arg(out)
         .arg("--")

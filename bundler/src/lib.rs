@@ -3,6 +3,7 @@
 //! - [`cli`]: the command line.
 //! - [`project`]: the `ferry.toml` file.
 //! - [`gobuild`]: vendoring, cross-compiling, build info.
+//! - [`source`]: the source revision and date of a build (git, module cache, flags).
 //! - [`elf`]: the static-binary check.
 //! - [`render`]: templates for the unit, logrotate, sysusers, tmpfiles and configs.
 //! - [`checks`]: build-time checks with systemd-analyze and logrotate.
@@ -31,6 +32,7 @@ pub mod progress;
 pub mod project;
 pub mod render;
 pub mod sbom;
+pub mod source;
 pub mod sums;
 pub mod trust_cmd;
 pub mod verify;

@@ -66,6 +66,7 @@ fn run(cli: Cli, passphrase: keys::Passphrase) -> anyhow::Result<()> {
             out,
             targets,
             strict,
+            revision,
         } => {
             let args = build::BuildArgs {
                 passphrase,
@@ -73,6 +74,7 @@ fn run(cli: Cli, passphrase: keys::Passphrase) -> anyhow::Result<()> {
                 key,
                 out,
                 targets,
+                revision,
                 strictness: if strict {
                     checks::Strictness::Fail
                 } else {

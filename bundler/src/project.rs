@@ -32,8 +32,8 @@ use serde::{Deserialize, Deserializer};
 pub use types::RESERVED_VARS;
 use types::{
     BuildTag, EnvName, ExitStatus, ExtraFamily, Frequency, GoPackage, GoSymbol, Invalid,
-    LdflagsValue, LimitNofile, MaxSize, NotRoot, ProbeKind, ProjectPath, RotateCount, SettleSecs,
-    TargetSpec, Threshold, TimeoutSecs, UnitText, Vars, WatchdogSec, ZstdLevel,
+    LdflagsTemplate, LimitNofile, MaxSize, NotRoot, ProbeKind, ProjectPath, RotateCount,
+    SettleSecs, TargetSpec, Threshold, TimeoutSecs, UnitText, Vars, WatchdogSec, ZstdLevel,
 };
 pub use types::{LogsMode, Templated};
 
@@ -87,15 +87,27 @@ pub struct BuildSection {
     pub targets: Vec<TargetSpec>,
     #[serde(default)]
     pub tags: Vec<BuildTag>,
-    /// Extra `-X name=value` link-time assignments.
+    /// Extra `-X name=value` link-time assignments; values may use `{{ version }}`,
+    /// `{{ revision }}` and `{{ date }}`.
     #[serde(default)]
-    pub ldflags_x: BTreeMap<GoSymbol, LdflagsValue>,
+    pub ldflags_x: BTreeMap<GoSymbol, LdflagsTemplate>,
     #[serde(default = "default_level")]
     pub zstd_level: ZstdLevel,
     /// Keys that look secret-named but are not (e.g. `password_policy`): exempt from the
     /// name rules of the inline-secret check; values that are key material stay refused.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "plain_strings")]
     pub not_secrets: Vec<String>,
+}
+
+/// Strings that are names, not templates.
+fn plain_strings<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let v = Vec::<String>::deserialize(d)?;
+    match v.iter().find(|s| types::is_template(s)) {
+        Some(t) => Err(serde::de::Error::custom(format!(
+            "{t:?}: templates are rendered only in build.ldflags_x values"
+        ))),
+        None => Ok(v),
+    }
 }
 
 impl Default for BuildSection {
@@ -1127,6 +1139,10 @@ mod tests {
             ("[build]\nldflags_x = { \"main.x\" = \"a\\nb\" }\n", Some("build.ldflags_x.main.x: \"a\\nb\" contains a control character")),
             ("[build]\nldflags_x = { \"main.x\" = \"'\\\"\" }\n", Some("holds both")),
             ("[build]\nzstd_level = 23\n", Some("build.zstd_level: 23 is out of range")),
+            ("[build]\nldflags_x = { \"main.commit\" = \"{{ revision }}\", \"main.date\" = \"{{ date }}\", \"main.v\" = \"v{{ version }}\" }\n", None),
+            ("[build]\nldflags_x = { \"main.commit\" = \"{{ commit }}\" }\n", Some("build.ldflags_x.main.commit: \"{{ commit }}\": unknown name \"commit\"; a -X value may use {{ version }}, {{ revision }}, {{ date }}")),
+            ("[build]\nldflags_x = { \"main.x\" = \"{% raw %}\" }\n", Some("build.ldflags_x.main.x")),
+            ("[build]\nnot_secrets = [\"{{ x }}\"]\n", Some("build.not_secrets: \"{{ x }}\": templates are rendered only in build.ldflags_x values")),
             // [service]
             ("[service]\nlisten_stream = [\"127.0.0.1:8080\", \"[::1]:8080\", \"8081\", \"/run/hello/hello.sock\"]\n", None),
             ("[service]\nlisten_stream = [\"localhost:8080\"]\n", Some("service.listen_stream[0]: invalid listen address \"localhost:8080\"")),
