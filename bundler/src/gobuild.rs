@@ -135,12 +135,26 @@ pub struct Stamp {
     pub value: LdflagsValue,
 }
 
-/// The `-ldflags` value: stripped, no build id, version stamped. `go build` splits it at
-/// white space; every assignment is one word
-/// ([`crate::project::types::GoSymbol::assignment`]), so a value cannot add a linker flag
-/// of its own.
-pub fn ldflags(stamps: &[Stamp]) -> String {
-    let mut s = "-s -w -buildid=".to_owned();
+/// Which link of a target: the binary that ships, or the one whose symbol table shows
+/// that every `-X` took effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    /// `-s -w`: no symbol table, no DWARF.
+    Shipped,
+    /// `-w` only: the symbol table stays, for [`crate::elf::check_stamps`].
+    Symbols,
+}
+
+/// The `-ldflags` value: no DWARF, no build id, version stamped, and for the shipped
+/// binary no symbol table. `go build` splits it at white space; every assignment is one
+/// word ([`crate::project::types::GoSymbol::assignment`]), so a value cannot add a linker
+/// flag of its own.
+pub fn ldflags(stamps: &[Stamp], link: Link) -> String {
+    let mut s = match link {
+        Link::Shipped => "-s -w -buildid=",
+        Link::Symbols => "-w -buildid=",
+    }
+    .to_owned();
     for st in stamps {
         let _ = write!(s, " -X {}", st.symbol.assignment(st.value.as_str()));
     }
@@ -148,13 +162,15 @@ pub fn ldflags(stamps: &[Stamp]) -> String {
 }
 
 /// Cross-compiles one target from the vendored tree, with the network shut
-/// (`GOPROXY=off`): everything must already be in `vendor/`.
+/// (`GOPROXY=off`): everything must already be in `vendor/`. The second link of a target
+/// ([`Link::Symbols`]) reuses the compiled packages from go's build cache: it only links.
 pub fn build(
     loaded: &Loaded,
     build_dir: &Path,
     target: Target,
     out: &Path,
     stamps: &[Stamp],
+    link: Link,
 ) -> Result<()> {
     let p = &loaded.project;
     let mut cmd = go(build_dir);
@@ -171,7 +187,7 @@ pub fn build(
     // Project values only ever form one `-name=value` word each, and `--` ends the flags
     // before the package: `GoPackage` cannot start with `-`, and this holds even if it
     // could. (`-o`'s value is ferry's own work path.)
-    cmd.arg(format!("-ldflags={}", ldflags(stamps)))
+    cmd.arg(format!("-ldflags={}", ldflags(stamps, link)))
         .arg("-o")
         .arg(out)
         .arg("--")

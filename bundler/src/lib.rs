@@ -4,7 +4,7 @@
 //! - [`project`]: the `ferry.toml` file.
 //! - [`gobuild`]: vendoring, cross-compiling, build info.
 //! - [`source`]: the source revision and date of a build (git, module cache, flags).
-//! - [`elf`]: the static-binary check.
+//! - [`elf`]: the static-binary check and the check that every `-X` variable exists.
 //! - [`render`]: templates for the unit, logrotate, sysusers, tmpfiles and configs.
 //! - [`checks`]: build-time checks with systemd-analyze and logrotate.
 //! - [`sbom`]: the `CycloneDX` SBOM.

@@ -1471,12 +1471,12 @@ fn ferry_toml_values_never_become_go_flags() {
     assert!(mark.exists(), "control: -toolexec did not run the script");
 
     // A -X value that reads like more flags stays one value: joined naively, it would set
-    // main.version to "evil".
+    // main.version to "evil". (The variable must exist in hello: ferry checks that too.)
     let dir = hello_copy(tmp.path(), |t| {
         replaced(
             t,
             "# ldflags_x = { \"main.crashAtStart\" = \"1\" }",
-            "ldflags_x = { \"main.note\" = \"x -X main.version=evil\" }",
+            "ldflags_x = { \"main.crashAtStart\" = \"x -X main.version=evil\" }",
         )
     });
     ok(&mut build_cmd(&dir, &s.key, &out));
@@ -1490,7 +1490,7 @@ fn ferry_toml_values_never_become_go_flags() {
         .arg("build")
         .arg("-o")
         .arg(&naive)
-        .arg("-ldflags=-X main.version=1.0.0 -X main.note=x -X main.version=evil")
+        .arg("-ldflags=-X main.version=1.0.0 -X main.crashAtStart=x -X main.version=evil")
         .arg("./cmd/hello")
         .current_dir(&dir)
         .env("GOFLAGS", "-mod=mod")

@@ -5,6 +5,7 @@
 //! cannot be constructed.
 
 use std::fmt;
+use std::fmt::Write as _;
 use std::path::Path;
 
 use ferry_format::footprint::AddressFamily;
@@ -182,6 +183,29 @@ impl LdflagsValue {
     }
 }
 text_type!(LdflagsValue);
+
+impl GoSymbol {
+    /// The name go's linker gives the variable in the symbol table: the import path
+    /// escaped as `cmd/internal/objabi.PathToPrefix` does (`.` in the last path element,
+    /// `%`, `"`, spaces and non-ASCII become `%xx`), then `.NAME`. `-X` takes the
+    /// unescaped form and escapes it the same way.
+    pub fn link_name(&self) -> String {
+        let (path, name) = self.0.rsplit_once('.').expect("checked on parse");
+        let slash = path.rfind('/');
+        let mut s = String::with_capacity(self.0.len() + 6);
+        for (i, b) in path.bytes().enumerate() {
+            let last_element = slash.is_none_or(|sl| i > sl);
+            if b <= b' ' || (b == b'.' && last_element) || b == b'%' || b == b'"' || b >= 0x7f {
+                let _ = write!(s, "%{b:02x}");
+            } else {
+                s.push(char::from(b));
+            }
+        }
+        s.push('.');
+        s.push_str(name);
+        s
+    }
+}
 
 /// A name a `build.ldflags_x` value may use: `{{ version }}`, `{{ revision }}`,
 /// `{{ date }}`.
@@ -963,6 +987,27 @@ mod tests {
             "x'y",
         ] {
             assert!(Revision::new(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn link_names_escape_as_go_does() {
+        let cases = [
+            ("main.version", "main.version"),
+            (
+                "example.com/app/internal/build.Version",
+                "example.com/app/internal/build.Version",
+            ),
+            ("gopkg.in/yaml.v3.Version", "gopkg.in/yaml%2ev3.Version"),
+            ("example.com/m/ver.sion.V", "example.com/m/ver%2esion.V"),
+            ("a.b/c.d/e.f.g.X", "a.b/c.d/e%2ef%2eg.X"),
+        ];
+        for (symbol, linked) in cases {
+            assert_eq!(
+                GoSymbol::new(symbol).unwrap().link_name(),
+                linked,
+                "{symbol}"
+            );
         }
     }
 
