@@ -22,7 +22,7 @@ use crate::gobuild::{Link, Stamp};
 use crate::progress::Progress;
 use crate::project::types::{LdflagsValue, Revision, StampValues, StampVar};
 use crate::project::{Loaded, Project};
-use crate::{checks, gobuild, keys, project, render, sbom, source, sums};
+use crate::{before, checks, gobuild, keys, project, render, sbom, source, sums};
 
 pub struct BuildArgs {
     /// `FERRY_PASSPHRASE`, taken out of the environment at start-up.
@@ -34,6 +34,9 @@ pub struct BuildArgs {
     pub strictness: checks::Strictness,
     /// `--revision`: the source revision, before git's and the module cache's.
     pub revision: Option<Revision>,
+    /// `--run-before`: the release engineer agrees to run the project's `[build] before`
+    /// steps on this machine.
+    pub run_before: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -91,6 +94,11 @@ pub fn stamps(p: &Project, values: &StampValues<'_>) -> Result<Vec<Stamp>> {
     Ok(out)
 }
 
+/// The `[build] before` steps as the manifest records them.
+fn before_steps(p: &Project) -> Vec<ferry_format::manifest::BeforeStep> {
+    p.build.before.iter().map(|s| s.0.clone()).collect()
+}
+
 /// One target after phase 1: everything needed to pack it.
 struct Prepared {
     target: Target,
@@ -112,6 +120,7 @@ pub fn run(args: BuildArgs, progress: &Progress) -> Result<BuildReport> {
     } else {
         args.targets.clone()
     };
+    before::require_consent(&before_steps(p), args.run_before)?;
     let git = source::git(&args.dir);
     // The module cache is asked only where git has no answer.
     let module = if git.revision.is_none() {
@@ -152,6 +161,7 @@ pub fn run(args: BuildArgs, progress: &Progress) -> Result<BuildReport> {
     let out_abs = std::path::absolute(&args.out).unwrap_or_else(|_| args.out.clone());
     progress.step("copying the project into a clean build directory");
     gobuild::copy_source(&args.dir, &src, &[out_abs])?;
+    before::run(&before_steps(p), &src, sde, progress)?;
     let payload_dir = work.path().join("payload");
 
     // The template checks only read the rendered files, and each target builds from the
@@ -343,7 +353,7 @@ fn prepare_target(
             source_dirty: dirty,
             source_date_epoch: sde,
             settings: info.settings,
-            before: Vec::new(),
+            before: before_steps(p),
         },
         modules: info.modules,
         files: entries.iter().map(|(e, _)| e.clone()).collect(),

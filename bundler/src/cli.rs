@@ -83,6 +83,10 @@ pub enum Command {
         /// HEAD, else the module cache's record of the module.
         #[arg(long, value_name = "REV", value_parser = parse_revision)]
         revision: Option<crate::project::types::Revision>,
+        /// Run ferry.toml's `[build] before` steps (programs run on this machine, in the
+        /// build copy); without it a project that has any is refused (exit 4).
+        #[arg(long)]
+        run_before: bool,
     },
     /// Assemble a field kit for removable media, optionally split into volumes.
     ///

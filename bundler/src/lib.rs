@@ -4,6 +4,7 @@
 //! - [`project`]: the `ferry.toml` file.
 //! - [`gobuild`]: vendoring, cross-compiling, build info.
 //! - [`source`]: the source revision and date of a build (git, module cache, flags).
+//! - [`before`]: the `[build] before` steps, run only with `--run-before`.
 //! - [`elf`]: the static-binary check and the check that every `-X` variable exists.
 //! - [`render`]: templates for the unit, logrotate, sysusers, tmpfiles and configs.
 //! - [`checks`]: build-time checks with systemd-analyze and logrotate.
@@ -18,6 +19,7 @@
 //! - [`progress`]: terminal progress.
 //! - [`exit`]: errors to exit codes.
 
+pub mod before;
 pub mod build;
 pub mod checks;
 pub mod cli;

@@ -67,6 +67,7 @@ fn run(cli: Cli, passphrase: keys::Passphrase) -> anyhow::Result<()> {
             targets,
             strict,
             revision,
+            run_before,
         } => {
             let args = build::BuildArgs {
                 passphrase,
@@ -75,6 +76,7 @@ fn run(cli: Cli, passphrase: keys::Passphrase) -> anyhow::Result<()> {
                 out,
                 targets,
                 revision,
+                run_before,
                 strictness: if strict {
                     checks::Strictness::Fail
                 } else {

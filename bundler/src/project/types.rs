@@ -387,6 +387,32 @@ impl Revision {
 }
 text_type!(Revision);
 
+/// One `[build] before` step as `ferry.toml` writes it: `ferry_format`'s
+/// [`ferry_format::manifest::BeforeStep`] (an argv list whose program is absolute or
+/// found in `PATH`) that uses no template syntax: steps are not rendered.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct BeforeStep(pub ferry_format::manifest::BeforeStep);
+
+impl BeforeStep {
+    pub fn new(argv: Vec<String>) -> Result<Self, Invalid> {
+        if let Some(w) = argv.iter().find(|w| is_template(w)) {
+            return Err(Invalid(format!(
+                "{}: build steps are not rendered (only build.ldflags_x values are)",
+                shown(w)
+            )));
+        }
+        ferry_format::manifest::BeforeStep::new(argv)
+            .map(Self)
+            .map_err(|e| Invalid(e.to_string()))
+    }
+}
+
+impl<'de> Deserialize<'de> for BeforeStep {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        BeforeStep::new(Vec::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
 impl GoSymbol {
     /// `NAME=VALUE` as one word of go's `-ldflags` (quoted when it holds white space or
     /// quotes), for after `-X`.
@@ -1008,6 +1034,22 @@ mod tests {
                 linked,
                 "{symbol}"
             );
+        }
+    }
+
+    #[test]
+    fn before_steps_are_never_templates() {
+        let step = |w: &[&str]| BeforeStep::new(w.iter().map(|s| (*s).to_owned()).collect());
+        step(&["npm", "ci"]).unwrap();
+        step(&["/usr/bin/env", "NODE_ENV=production", "npm", "run", "build"]).unwrap();
+        for (bad, why) in [
+            (&["npm", "run", "{{ env }}"][..], "not rendered"),
+            (&["{% if x %}"][..], "not rendered"),
+            (&["./build.sh"][..], "absolute path or a name"),
+            (&[][..], "empty"),
+        ] {
+            let e = step(bad).unwrap_err();
+            assert!(e.0.contains(why), "{bad:?}: {e}");
         }
     }
 
