@@ -7,9 +7,8 @@
 
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{anyhow, bail, Context as _, Result};
 use ferry_format::archive::{write_bundle, PackFile, PackOptions};
 use ferry_format::atomic::{write_atomic, AtomicFile};
 use ferry_format::claims::Claims;
@@ -19,9 +18,11 @@ use ferry_format::minisign::{self, SecretKey};
 use ferry_format::mode::Mode;
 use serde::Serialize;
 
+use crate::gobuild::{Link, Stamp};
 use crate::progress::Progress;
-use crate::project::Loaded;
-use crate::{checks, gobuild, keys, project, render, sbom, sums};
+use crate::project::types::{LdflagsValue, Revision, StampValues, StampVar};
+use crate::project::{Loaded, Project};
+use crate::{before, checks, gobuild, keys, project, render, sbom, source, sums};
 
 pub struct BuildArgs {
     /// `FERRY_PASSPHRASE`, taken out of the environment at start-up.
@@ -31,6 +32,11 @@ pub struct BuildArgs {
     pub out: PathBuf,
     pub targets: Vec<Target>,
     pub strictness: checks::Strictness,
+    /// `--revision`: the source revision, before git's and the module cache's.
+    pub revision: Option<Revision>,
+    /// `--run-before`: the release engineer agrees to run the project's `[build] before`
+    /// steps on this machine.
+    pub run_before: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -58,51 +64,39 @@ pub struct BuildReport {
     pub checks: Vec<checks::CheckResult>,
 }
 
-/// `SOURCE_DATE_EPOCH`, else the commit time of the project's last commit.
-fn source_date_epoch(dir: &Path) -> Result<u64> {
-    if let Ok(v) = std::env::var("SOURCE_DATE_EPOCH") {
-        return v
-            .trim()
-            .parse()
-            .with_context(|| format!("SOURCE_DATE_EPOCH={v:?} is not a Unix time"));
+/// Every `-X` of the build, rendered: the version variable first, then
+/// `build.ldflags_x` by name. A value that uses `{{ revision }}` when none is known fails
+/// here, before any work, naming the key and the ways to supply one.
+pub fn stamps(p: &Project, values: &StampValues<'_>) -> Result<Vec<Stamp>> {
+    let mut out = vec![Stamp {
+        key: "app.version_variable".into(),
+        symbol: p.app.version_variable.clone(),
+        value: LdflagsValue::new(p.app.version.as_str())
+            .map_err(|e| anyhow!("app.version: {e}"))?,
+    }];
+    for (symbol, template) in &p.build.ldflags_x {
+        let key = format!("build.ldflags_x.\"{symbol}\"");
+        if values.revision.is_none() && template.uses(StampVar::Revision) {
+            bail!(
+                "{key} uses {{{{ revision }}}}, but no revision is known: pass \
+                 `ferry build --revision REV` (a commit hash or tag), build from a git checkout \
+                 (git rev-parse HEAD), or build a module in the Go module cache (go mod \
+                 download -json MODULE@VERSION) whose .info records Origin.Hash"
+            );
+        }
+        let value = template.render(values).map_err(|e| anyhow!("{key}: {e}"))?;
+        out.push(Stamp {
+            key,
+            symbol: symbol.clone(),
+            value,
+        });
     }
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["log", "-1", "--format=%ct"])
-        .output();
-    match out {
-        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout)
-            .trim()
-            .parse()
-            .context("reading the commit time from git"),
-        _ => bail!(
-            "SOURCE_DATE_EPOCH is not set and {} is not in a git repository with a commit: \
-             set SOURCE_DATE_EPOCH so the bundle's timestamps are reproducible",
-            dir.display()
-        ),
-    }
+    Ok(out)
 }
 
-/// The commit and whether the project directory has uncommitted changes.
-fn source_revision(dir: &Path) -> (Option<String>, bool) {
-    let git = |args: &[&str]| {
-        Command::new("git")
-            .arg("-C")
-            .arg(dir)
-            .args(args)
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-    };
-    match git(&["rev-parse", "HEAD"]) {
-        Some(rev) => {
-            let dirty = git(&["status", "--porcelain", "--", "."]).is_some_and(|s| !s.is_empty());
-            (Some(rev), dirty)
-        }
-        None => (None, false),
-    }
+/// The `[build] before` steps as the manifest records them.
+fn before_steps(p: &Project) -> Vec<ferry_format::manifest::BeforeStep> {
+    p.build.before.iter().map(|s| s.0.clone()).collect()
 }
 
 /// One target after phase 1: everything needed to pack it.
@@ -126,8 +120,35 @@ pub fn run(args: BuildArgs, progress: &Progress) -> Result<BuildReport> {
     } else {
         args.targets.clone()
     };
-    let sde = source_date_epoch(&args.dir)?;
-    let (revision, dirty) = source_revision(&args.dir);
+    before::require_consent(&before_steps(p), args.run_before)?;
+    let git = source::git(&args.dir);
+    // The module cache is asked only where git has no answer.
+    let module = if git.revision.is_none() {
+        source::module_info(&args.dir)
+    } else {
+        None
+    };
+    let sde = source::source_date_epoch(
+        std::env::var("SOURCE_DATE_EPOCH").ok().as_deref(),
+        &args.dir,
+        &git,
+        module.as_ref(),
+    )?;
+    let revision = source::revision(args.revision.as_ref(), &git, module.as_ref());
+    let date = source::rfc3339(sde);
+    if date.is_none() && p.build.ldflags_x.values().any(|v| v.uses(StampVar::Date)) {
+        bail!("SOURCE_DATE_EPOCH={sde} is past the year 9999: {{{{ date }}}} cannot render it");
+    }
+    let stamps = stamps(
+        p,
+        &StampValues {
+            version: p.app.version.as_str(),
+            revision: revision.as_ref().map(Revision::as_str),
+            date: date.as_deref().unwrap_or(""),
+        },
+    )?;
+    let revision = revision.map(|r| r.to_string());
+    let dirty = git.dirty;
 
     progress.step("rendering templates");
     let rendered = render::render(&loaded)?;
@@ -140,6 +161,7 @@ pub fn run(args: BuildArgs, progress: &Progress) -> Result<BuildReport> {
     let out_abs = std::path::absolute(&args.out).unwrap_or_else(|_| args.out.clone());
     progress.step("copying the project into a clean build directory");
     gobuild::copy_source(&args.dir, &src, &[out_abs])?;
+    before::run(&before_steps(p), &src, sde, progress)?;
     let payload_dir = work.path().join("payload");
 
     // The template checks only read the rendered files, and each target builds from the
@@ -159,6 +181,8 @@ pub fn run(args: BuildArgs, progress: &Progress) -> Result<BuildReport> {
                     &rendered,
                     &src,
                     &payload_dir,
+                    &work.path().join("symbols"),
+                    &stamps,
                     target,
                     sde,
                     revision.clone(),
@@ -231,6 +255,8 @@ fn prepare_target(
     rendered: &render::Rendered,
     src: &Path,
     payload_root: &Path,
+    symbols_root: &Path,
+    stamps: &[Stamp],
     target: Target,
     sde: u64,
     revision: Option<String>,
@@ -244,8 +270,16 @@ fn prepare_target(
     let bin_rel = l.payload_binary();
     let bin_path = root.join(bin_rel.as_str());
     std::fs::create_dir_all(bin_path.parent().expect("has parent"))?;
-    gobuild::build(loaded, src, target, &bin_path)?;
+    gobuild::build(loaded, src, target, &bin_path, stamps, Link::Shipped)?;
     crate::elf::check_static(&bin_path, target.arch)?;
+    // The shipped binary has no symbol table: link once more with it, from the cached
+    // compile, to see that every -X took.
+    let symbols = symbols_root
+        .join(target.arch.as_str())
+        .join(bin_rel.as_str());
+    std::fs::create_dir_all(symbols.parent().expect("has parent"))?;
+    gobuild::build(loaded, src, target, &symbols, stamps, Link::Symbols)?;
+    crate::elf::check_stamps(&symbols, stamps)?;
     let binary_checks = checks::binary(loaded, &bin_path, strictness, progress)?;
     let info = gobuild::build_info(&bin_path, &src.join("go.sum"))?;
     let (bin_sha, bin_size) = sha256_file(&bin_path)?;
@@ -319,6 +353,7 @@ fn prepare_target(
             source_dirty: dirty,
             source_date_epoch: sde,
             settings: info.settings,
+            before: before_steps(p),
         },
         modules: info.modules,
         files: entries.iter().map(|(e, _)| e.clone()).collect(),
@@ -428,4 +463,73 @@ fn pack(
 /// Progress bars only when a person is watching.
 pub fn interactive() -> bool {
     std::io::stderr().is_terminal()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn project(extra: &str) -> Project {
+        crate::project::parse(&format!("[app]\nname = \"a\"\nversion = \"1.0\"\n{extra}")).unwrap()
+    }
+
+    #[test]
+    fn stamps_render_version_first_then_ldflags_x_by_name() {
+        let p = project(
+            "version_variable = \"main.v\"\n[build]\nldflags_x = { \"main.z\" = \"{{ date }}\", \"main.a\" = \"{{ version }}+{{ revision }}\" }\n",
+        );
+        let values = StampValues {
+            version: "1.0",
+            revision: Some("abc1234"),
+            date: "2023-11-14T22:13:20Z",
+        };
+        let got: Vec<(String, String, String)> = stamps(&p, &values)
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.key, s.symbol.to_string(), s.value.to_string()))
+            .collect();
+        let want = [
+            ("app.version_variable", "main.v", "1.0"),
+            ("build.ldflags_x.\"main.a\"", "main.a", "1.0+abc1234"),
+            (
+                "build.ldflags_x.\"main.z\"",
+                "main.z",
+                "2023-11-14T22:13:20Z",
+            ),
+        ];
+        assert_eq!(
+            got,
+            want.map(|(a, b, c)| (a.to_owned(), b.to_owned(), c.to_owned()))
+        );
+        assert_eq!(
+            gobuild::ldflags(&stamps(&p, &values).unwrap(), Link::Shipped),
+            "-s -w -buildid= -X main.v=1.0 -X main.a=1.0+abc1234 -X main.z=2023-11-14T22:13:20Z"
+        );
+        assert!(
+            gobuild::ldflags(&stamps(&p, &values).unwrap(), Link::Symbols)
+                .starts_with("-w -buildid= -X main.v=1.0 ")
+        );
+    }
+
+    #[test]
+    fn a_revision_nobody_supplied_names_the_key_and_the_three_ways() {
+        let p = project("[build]\nldflags_x = { \"main.commit\" = \"{{ revision }}\" }\n");
+        let values = StampValues {
+            version: "1.0",
+            revision: None,
+            date: "",
+        };
+        let e = stamps(&p, &values).unwrap_err().to_string();
+        for needle in [
+            "build.ldflags_x.\"main.commit\" uses {{ revision }}",
+            "--revision REV",
+            "git checkout",
+            "Go module cache",
+        ] {
+            assert!(e.contains(needle), "{needle:?} not in {e}");
+        }
+        assert!(!e.contains('\n'));
+        // Without {{ revision }} nothing needs one.
+        stamps(&project(""), &values).unwrap();
+    }
 }

@@ -78,6 +78,15 @@ pub enum Command {
         /// security exposure is above the project's threshold.
         #[arg(long)]
         strict: bool,
+        /// The source revision recorded in the manifest and rendered by
+        /// `{{ revision }}`: a commit hash or tag (1-64 of [0-9A-Za-z._+-]). Default: git's
+        /// HEAD, else the module cache's record of the module.
+        #[arg(long, value_name = "REV", value_parser = parse_revision)]
+        revision: Option<crate::project::types::Revision>,
+        /// Run ferry.toml's `[build] before` steps (programs run on this machine, in the
+        /// build copy); without it a project that has any is refused (exit 4).
+        #[arg(long)]
+        run_before: bool,
     },
     /// Assemble a field kit for removable media, optionally split into volumes.
     ///
@@ -213,4 +222,9 @@ impl Command {
 /// `--target` values: a bad one is a usage error (exit 2), found before any work.
 fn parse_target(s: &str) -> Result<Target, String> {
     Target::parse(s).ok_or_else(|| format!("unsupported target {s:?} (linux/amd64 or linux/arm64)"))
+}
+
+/// `--revision` values: a bad one is a usage error (exit 2), found before any work.
+fn parse_revision(s: &str) -> Result<crate::project::types::Revision, String> {
+    crate::project::types::Revision::new(s).map_err(|e| e.0)
 }

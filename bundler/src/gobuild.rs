@@ -10,7 +10,7 @@ use anyhow::{anyhow, bail, Context as _, Result};
 use ferry_format::manifest::{Module, Target};
 use serde::Deserialize;
 
-use crate::project::types::BuildTag;
+use crate::project::types::{BuildTag, GoSymbol, LdflagsValue};
 use crate::project::Loaded;
 
 /// Runs a command, returning stdout; on failure the error names the command and carries
@@ -125,24 +125,53 @@ pub fn go_version() -> Result<String> {
     Ok(v.trim().to_owned())
 }
 
-/// The `-ldflags` value: stripped, no build id, version stamped. `go build` splits it at
-/// white space; every assignment is one word ([`crate::project::types::GoSymbol::assignment`]),
-/// so a value cannot add a linker flag of its own.
-pub fn ldflags(loaded: &Loaded) -> String {
-    let p = &loaded.project;
-    let mut s = format!(
-        "-s -w -buildid= -X {}",
-        p.app.version_variable.assignment(p.app.version.as_str())
-    );
-    for (k, v) in &p.build.ldflags_x {
-        let _ = write!(s, " -X {}", k.assignment(v.as_str()));
+/// One `-X` assignment and the `ferry.toml` key it comes from.
+#[derive(Debug, Clone)]
+pub struct Stamp {
+    /// `app.version_variable` or `build.ldflags_x."NAME"`, for messages.
+    pub key: String,
+    pub symbol: GoSymbol,
+    /// Rendered and checked again.
+    pub value: LdflagsValue,
+}
+
+/// Which link of a target: the binary that ships, or the one whose symbol table shows
+/// that every `-X` took effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    /// `-s -w`: no symbol table, no DWARF.
+    Shipped,
+    /// `-w` only: the symbol table stays, for [`crate::elf::check_stamps`].
+    Symbols,
+}
+
+/// The `-ldflags` value: no DWARF, no build id, version stamped, and for the shipped
+/// binary no symbol table. `go build` splits it at white space; every assignment is one
+/// word ([`crate::project::types::GoSymbol::assignment`]), so a value cannot add a linker
+/// flag of its own.
+pub fn ldflags(stamps: &[Stamp], link: Link) -> String {
+    let mut s = match link {
+        Link::Shipped => "-s -w -buildid=",
+        Link::Symbols => "-w -buildid=",
+    }
+    .to_owned();
+    for st in stamps {
+        let _ = write!(s, " -X {}", st.symbol.assignment(st.value.as_str()));
     }
     s
 }
 
 /// Cross-compiles one target from the vendored tree, with the network shut
-/// (`GOPROXY=off`): everything must already be in `vendor/`.
-pub fn build(loaded: &Loaded, build_dir: &Path, target: Target, out: &Path) -> Result<()> {
+/// (`GOPROXY=off`): everything must already be in `vendor/`. The second link of a target
+/// ([`Link::Symbols`]) reuses the compiled packages from go's build cache: it only links.
+pub fn build(
+    loaded: &Loaded,
+    build_dir: &Path,
+    target: Target,
+    out: &Path,
+    stamps: &[Stamp],
+    link: Link,
+) -> Result<()> {
     let p = &loaded.project;
     let mut cmd = go(build_dir);
     cmd.env("CGO_ENABLED", "0")
@@ -158,7 +187,7 @@ pub fn build(loaded: &Loaded, build_dir: &Path, target: Target, out: &Path) -> R
     // Project values only ever form one `-name=value` word each, and `--` ends the flags
     // before the package: `GoPackage` cannot start with `-`, and this holds even if it
     // could. (`-o`'s value is ferry's own work path.)
-    cmd.arg(format!("-ldflags={}", ldflags(loaded)))
+    cmd.arg(format!("-ldflags={}", ldflags(stamps, link)))
         .arg("-o")
         .arg(out)
         .arg("--")

@@ -332,6 +332,17 @@ pub fn print_human(i: &Inspection) {
         "built at:   SOURCE_DATE_EPOCH={}",
         m.build.source_date_epoch
     );
+    // Programs that ran on the release machine before the compile (`--run-before`).
+    for (i, step) in m.build.before.iter().enumerate() {
+        println!(
+            "{}{step}",
+            if i == 0 {
+                "before:     "
+            } else {
+                "            "
+            }
+        );
+    }
     println!(
         "service:    {} as {}:{}",
         m.app.name.layout().unit_name(),

@@ -3,7 +3,9 @@
 //! - [`cli`]: the command line.
 //! - [`project`]: the `ferry.toml` file.
 //! - [`gobuild`]: vendoring, cross-compiling, build info.
-//! - [`elf`]: the static-binary check.
+//! - [`source`]: the source revision and date of a build (git, module cache, flags).
+//! - [`before`]: the `[build] before` steps, run only with `--run-before`.
+//! - [`elf`]: the static-binary check and the check that every `-X` variable exists.
 //! - [`render`]: templates for the unit, logrotate, sysusers, tmpfiles and configs.
 //! - [`checks`]: build-time checks with systemd-analyze and logrotate.
 //! - [`sbom`]: the `CycloneDX` SBOM.
@@ -19,6 +21,7 @@
 //! - [`progress`]: terminal progress.
 //! - [`exit`]: errors to exit codes.
 
+pub mod before;
 pub mod build;
 pub mod checks;
 pub mod cli;
@@ -33,6 +36,7 @@ pub mod progress;
 pub mod project;
 pub mod render;
 pub mod sbom;
+pub mod source;
 pub mod sums;
 pub mod trust_cmd;
 pub mod try_cmd;

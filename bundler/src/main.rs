@@ -66,6 +66,8 @@ fn run(cli: Cli, passphrase: keys::Passphrase) -> anyhow::Result<()> {
             out,
             targets,
             strict,
+            revision,
+            run_before,
         } => {
             let out_dir = out.clone();
             let args = build::BuildArgs {
@@ -74,6 +76,8 @@ fn run(cli: Cli, passphrase: keys::Passphrase) -> anyhow::Result<()> {
                 key,
                 out,
                 targets,
+                revision,
+                run_before,
                 strictness: if strict {
                     checks::Strictness::Fail
                 } else {

@@ -353,6 +353,7 @@ pub fn run(args: PackArgs) -> Result<PackReport> {
             source_dirty: false,
             source_date_epoch: sde,
             settings: Vec::new(),
+            before: Vec::new(),
         },
         modules: Vec::new(),
         files: entries,

@@ -31,9 +31,9 @@ use serde::{Deserialize, Deserializer};
 
 pub use types::RESERVED_VARS;
 use types::{
-    BuildTag, EnvName, ExitStatus, ExtraFamily, Frequency, GoPackage, GoSymbol, Invalid,
-    LdflagsValue, LimitNofile, MaxSize, NotRoot, ProbeKind, ProjectPath, RotateCount, SettleSecs,
-    TargetSpec, Threshold, TimeoutSecs, UnitText, Vars, WatchdogSec, ZstdLevel,
+    BeforeStep, BuildTag, EnvName, ExitStatus, ExtraFamily, Frequency, GoPackage, GoSymbol,
+    Invalid, LdflagsTemplate, LimitNofile, MaxSize, NotRoot, ProbeKind, ProjectPath, RotateCount,
+    SettleSecs, TargetSpec, Threshold, TimeoutSecs, UnitText, Vars, WatchdogSec, ZstdLevel,
 };
 pub use types::{LogsMode, Templated};
 
@@ -87,15 +87,57 @@ pub struct BuildSection {
     pub targets: Vec<TargetSpec>,
     #[serde(default)]
     pub tags: Vec<BuildTag>,
-    /// Extra `-X name=value` link-time assignments.
+    /// Extra `-X name=value` link-time assignments; values may use `{{ version }}`,
+    /// `{{ revision }}` and `{{ date }}`.
     #[serde(default)]
-    pub ldflags_x: BTreeMap<GoSymbol, LdflagsValue>,
+    pub ldflags_x: BTreeMap<GoSymbol, LdflagsTemplate>,
     #[serde(default = "default_level")]
     pub zstd_level: ZstdLevel,
     /// Keys that look secret-named but are not (e.g. `password_policy`): exempt from the
     /// name rules of the inline-secret check; values that are key material stay refused.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "plain_strings")]
     pub not_secrets: Vec<String>,
+    /// Programs run in the build copy before vendoring and compiling (generated assets),
+    /// only with `ferry build --run-before`; recorded in the manifest.
+    #[serde(default, deserialize_with = "before_steps")]
+    pub before: Vec<BeforeStep>,
+}
+
+/// Strings that are names, not templates.
+fn plain_strings<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let v = Vec::<String>::deserialize(d)?;
+    match v.iter().find(|s| types::is_template(s)) {
+        Some(t) => Err(serde::de::Error::custom(format!(
+            "{t:?}: templates are rendered only in build.ldflags_x values"
+        ))),
+        None => Ok(v),
+    }
+}
+
+/// `[build] before`, within the manifest's limits (`ferry_format::Limits`), so a project
+/// never builds a bundle a reader refuses.
+fn before_steps<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<BeforeStep>, D::Error> {
+    let steps = Vec::<BeforeStep>::deserialize(d)?;
+    let limits = ferry_format::Limits::default();
+    if steps.len() > limits.before_steps {
+        return Err(serde::de::Error::custom(format!(
+            "{} steps: at most {}",
+            steps.len(),
+            limits.before_steps
+        )));
+    }
+    if let Some(s) = steps
+        .iter()
+        .find(|s| s.0.bytes() > limits.before_step_bytes)
+    {
+        return Err(serde::de::Error::custom(format!(
+            "step {:?} is {} bytes long (its words plus one each): at most {}",
+            s.0.program(),
+            s.0.bytes(),
+            limits.before_step_bytes
+        )));
+    }
+    Ok(steps)
 }
 
 impl Default for BuildSection {
@@ -106,6 +148,7 @@ impl Default for BuildSection {
             ldflags_x: BTreeMap::new(),
             zstd_level: default_level(),
             not_secrets: Vec::new(),
+            before: Vec::new(),
         }
     }
 }
@@ -1127,6 +1170,18 @@ mod tests {
             ("[build]\nldflags_x = { \"main.x\" = \"a\\nb\" }\n", Some("build.ldflags_x.main.x: \"a\\nb\" contains a control character")),
             ("[build]\nldflags_x = { \"main.x\" = \"'\\\"\" }\n", Some("holds both")),
             ("[build]\nzstd_level = 23\n", Some("build.zstd_level: 23 is out of range")),
+            ("[build]\nldflags_x = { \"main.commit\" = \"{{ revision }}\", \"main.date\" = \"{{ date }}\", \"main.v\" = \"v{{ version }}\" }\n", None),
+            ("[build]\nldflags_x = { \"main.commit\" = \"{{ commit }}\" }\n", Some("build.ldflags_x.main.commit: \"{{ commit }}\": unknown name \"commit\"; a -X value may use {{ version }}, {{ revision }}, {{ date }}")),
+            ("[build]\nldflags_x = { \"main.x\" = \"{% raw %}\" }\n", Some("build.ldflags_x.main.x")),
+            ("[build]\nnot_secrets = [\"{{ x }}\"]\n", Some("build.not_secrets: \"{{ x }}\": templates are rendered only in build.ldflags_x values")),
+            ("[build]\nbefore = [[\"npm\", \"ci\"], [\"npm\", \"run\", \"build\"]]\n", None),
+            ("[build]\nbefore = []\n", None),
+            ("[build]\nbefore = [[]]\n", Some("build.before[0]: invalid build step \"\": it is empty")),
+            ("[build]\nbefore = [[\"./gen.sh\"]]\n", Some("build.before[0]: invalid build step \"./gen.sh\": the program must be an absolute path")),
+            ("[build]\nbefore = [[\"npm\", \"run\", \"{{ env }}\"]]\n", Some("build.before[0]: \"{{ env }}\": build steps are not rendered")),
+            ("[build]\nbefore = [[\"npm\", \"a\\nb\"]]\n", Some("control character")),
+            ("[build]\nbefore = \"npm ci\"\n", Some("build.before: invalid type")),
+            ("[build]\nbefore = [\"npm ci\"]\n", Some("build.before[0]: invalid type")),
             // [service]
             ("[service]\nlisten_stream = [\"127.0.0.1:8080\", \"[::1]:8080\", \"8081\", \"/run/hello/hello.sock\"]\n", None),
             ("[service]\nlisten_stream = [\"localhost:8080\"]\n", Some("service.listen_stream[0]: invalid listen address \"localhost:8080\"")),
@@ -1204,6 +1259,33 @@ mod tests {
                 ),
             }
         }
+    }
+
+    /// `[build] before` stays within what a manifest reader accepts (`ferry_format::Limits`).
+    #[test]
+    fn before_steps_are_bounded_by_the_manifest_limits() {
+        let l = ferry_format::Limits::default();
+        let steps =
+            |n: usize| format!("[build]\nbefore = [{}]\n", vec!["[\"true\"]"; n].join(", "));
+        check(&steps(l.before_steps)).unwrap();
+        assert!(err(&steps(l.before_steps + 1)).contains(&format!(
+            "build.before: {} steps: at most {}",
+            l.before_steps + 1,
+            l.before_steps
+        )));
+        // "sh" + "-c" + the argument, each plus one.
+        let long = |n: usize| {
+            format!(
+                "[build]\nbefore = [[\"sh\", \"-c\", \"{}\"]]\n",
+                "x".repeat(n)
+            )
+        };
+        check(&long(l.before_step_bytes - 7)).unwrap();
+        assert!(err(&long(l.before_step_bytes - 6)).contains(&format!(
+            "is {} bytes long (its words plus one each): at most {}",
+            l.before_step_bytes + 1,
+            l.before_step_bytes
+        )));
     }
 
     #[test]

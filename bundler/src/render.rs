@@ -857,6 +857,7 @@ fn provisional_manifest(p: &Project, install: &Install) -> Manifest {
             source_dirty: false,
             source_date_epoch: 0,
             settings: Vec::new(),
+            before: Vec::new(),
         },
         modules: Vec::new(),
         files: Vec::new(),

@@ -27,6 +27,11 @@ pub struct Limits {
     /// Largest generated file (unit, socket, sysusers, tmpfiles, logrotate), which the
     /// reader holds in memory to check it against the manifest. Default 256 KiB.
     pub generated_bytes: u64,
+    /// Most `build.before` steps a manifest records (the generate steps `ferry build
+    /// --run-before` ran on the release machine; never run on a host). Default 16.
+    pub before_steps: usize,
+    /// Longest `build.before` step: its words' bytes plus one per word. Default 4 KiB.
+    pub before_step_bytes: usize,
 }
 
 impl Default for Limits {
@@ -41,6 +46,8 @@ impl Default for Limits {
             ratio: 200,
             ratio_floor: 16 << 20,
             generated_bytes: 256 << 10,
+            before_steps: 16,
+            before_step_bytes: 4 << 10,
         }
     }
 }
@@ -56,6 +63,8 @@ pub enum LimitKind {
     PathBytes,
     Ratio,
     GeneratedBytes,
+    BeforeSteps,
+    BeforeStepBytes,
 }
 
 impl LimitKind {
@@ -70,6 +79,8 @@ impl LimitKind {
             Self::PathBytes => "--max-path-bytes",
             Self::Ratio => "--max-ratio",
             Self::GeneratedBytes => "--max-generated-bytes",
+            Self::BeforeSteps => "--max-before-steps",
+            Self::BeforeStepBytes => "--max-before-step-bytes",
         }
     }
 }
@@ -85,6 +96,8 @@ impl std::fmt::Display for LimitKind {
             Self::PathBytes => "path length",
             Self::Ratio => "decompression ratio",
             Self::GeneratedBytes => "generated file size",
+            Self::BeforeSteps => "build step count",
+            Self::BeforeStepBytes => "build step length",
         })
     }
 }

@@ -222,6 +222,101 @@ pub struct Build {
     pub source_date_epoch: u64,
     /// Go build settings from the binary's build info (`-ldflags`, `CGO_ENABLED`, ...).
     pub settings: Vec<(String, String)>,
+    /// The `[build] before` steps `ferry build --run-before` ran in the build copy before
+    /// compiling (generated assets, e.g. a web UI the program embeds), in order. A record
+    /// for reviewers: nothing on a host runs them. Absent when there were none, so
+    /// manifests of projects without steps are what they were.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub before: Vec<BeforeStep>,
+}
+
+/// One `[build] before` step: a program and its arguments, run without a shell. The
+/// program is an absolute path or a bare name looked up in `PATH` (`npm`, never
+/// `./x` or `-x`); no word holds a control character. How many steps and how long
+/// each may be: [`crate::Limits`], checked by [`Manifest::validate`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct BeforeStep(Vec<String>);
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid build step {shown}: {why}")]
+pub struct BeforeStepError {
+    pub shown: String,
+    pub why: &'static str,
+}
+
+impl BeforeStep {
+    pub fn new(argv: Vec<String>) -> Result<Self, BeforeStepError> {
+        let err = |why| BeforeStepError {
+            shown: format!("{:?}", argv.join(" ").chars().take(80).collect::<String>()),
+            why,
+        };
+        let Some(program) = argv.first() else {
+            return Err(err("it is empty: expected [\"PROGRAM\", \"ARG\", ...]"));
+        };
+        if argv.iter().any(|w| w.chars().any(char::is_control)) {
+            return Err(err("a word contains a control character"));
+        }
+        let bare = !program.is_empty()
+            && !program.starts_with(['-', '.'])
+            && program
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'+' | b'-'));
+        let absolute = program.starts_with('/') && !program.split('/').any(|c| c == "..");
+        if !(bare || absolute) {
+            return Err(err(
+                "the program must be an absolute path or a name looked up in PATH (letters, digits, . _ + -; not starting with - or .)",
+            ));
+        }
+        Ok(Self(argv))
+    }
+
+    pub fn argv(&self) -> &[String] {
+        &self.0
+    }
+
+    pub fn program(&self) -> &str {
+        &self.0[0]
+    }
+
+    /// What [`crate::Limits::before_step_bytes`] counts: every word's bytes plus one.
+    pub fn bytes(&self) -> usize {
+        self.0.iter().map(|w| w.len() + 1).sum()
+    }
+}
+
+impl fmt::Display for BeforeStep {
+    /// The words joined by spaces, each quoted when it is empty or holds a space or quote.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, w) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            if w.is_empty() || w.contains(|c: char| c.is_whitespace() || c == '\'' || c == '"') {
+                write!(f, "{w:?}")?;
+            } else {
+                f.write_str(w)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for BeforeStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl Serialize for BeforeStep {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for BeforeStep {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        BeforeStep::new(Vec::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -336,6 +431,32 @@ impl Manifest {
     }
 }
 
+/// `build.before` within [`crate::Limits`]: how many steps, how long each.
+pub fn check_before(
+    steps: &[BeforeStep],
+    limits: &crate::limits::Limits,
+) -> Result<(), crate::archive::BundleError> {
+    use crate::archive::BundleError;
+    use crate::limits::LimitKind;
+    if steps.len() > limits.before_steps {
+        return Err(BundleError::LimitExceeded {
+            limit: LimitKind::BeforeSteps,
+            value: steps.len() as u64,
+            max: limits.before_steps as u64,
+        });
+    }
+    for s in steps {
+        if s.bytes() > limits.before_step_bytes {
+            return Err(BundleError::LimitExceeded {
+                limit: LimitKind::BeforeStepBytes,
+                value: s.bytes() as u64,
+                max: limits.before_step_bytes as u64,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// A version as a safe path component: `[0-9A-Za-z._+~-]`, starting with an alphanumeric.
 pub fn valid_version(v: &str) -> bool {
     !v.is_empty()
@@ -406,6 +527,7 @@ impl Manifest {
                 max: limits.total_bytes,
             });
         }
+        check_before(&self.build.before, limits)?;
         self.check_sense().map_err(BundleError::InvalidManifest)
     }
 
@@ -766,6 +888,89 @@ mod tests {
             }),
             (LimitKind::GeneratedBytes, generated, |l, v| {
                 l.generated_bytes = v;
+            }),
+        ];
+        for (kind, needed, set) in table {
+            let mut at = Limits::default();
+            set(&mut at, needed);
+            check(&v, &at).unwrap_or_else(|e| panic!("{kind} at {needed}: {e}"));
+            let mut below = Limits::default();
+            set(&mut below, needed - 1);
+            match check(&v, &below) {
+                Err(BundleError::LimitExceeded { limit, value, max }) => {
+                    assert_eq!((limit, value, max), (kind, needed, needed - 1));
+                }
+                other => panic!("{kind} at {}: {other:?}", needed - 1),
+            }
+        }
+    }
+
+    /// `build.before`: argv lists whose program is absolute or a bare name, no control
+    /// characters, and absent from the JSON when there are none.
+    #[test]
+    fn before_steps_are_argv_lists() {
+        let argv = |w: &[&str]| w.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let cases: &[(&[&str], Option<&str>)] = &[
+            (&["npm", "ci"], None),
+            (&["/usr/bin/make", "-C", "web", "dist"], None),
+            (&["go1.22.1", "generate"], None),
+            (&["node", ""], None),
+            (&[], Some("it is empty")),
+            (&["./build.sh"], Some("absolute path or a name")),
+            (&["web/build.sh"], Some("absolute path or a name")),
+            (&["-x"], Some("absolute path or a name")),
+            (&[""], Some("absolute path or a name")),
+            (&["/usr/../bin/sh"], Some("absolute path or a name")),
+            (&["npm", "run\nbuild"], Some("control character")),
+            (&["npm\u{1b}[2J"], Some("control character")),
+        ];
+        for (words, want) in cases {
+            match (BeforeStep::new(argv(words)), want) {
+                (Ok(_), None) => {}
+                (Err(e), Some(w)) => assert!(e.to_string().contains(w), "{words:?}: {e}"),
+                (r, w) => panic!("{words:?}: got {r:?}, wanted {w:?}"),
+            }
+        }
+        let step = BeforeStep::new(argv(&["sh", "-c", "echo 'hi' > x", ""])).unwrap();
+        assert_eq!(step.to_string(), "sh -c \"echo 'hi' > x\" \"\"");
+        assert_eq!(step.bytes(), 3 + 3 + 14 + 1);
+
+        // No steps: the manifest's JSON is what it was before `before` existed.
+        let m = parse(&valid()).unwrap();
+        assert!(m.build.before.is_empty());
+        assert!(!String::from_utf8(m.to_bytes()).unwrap().contains("before"));
+        // Steps round-trip, and the schema refuses a malformed one.
+        let mut v = valid();
+        v["build"]["before"] = json!([["npm", "ci"], ["npm", "run", "build"]]);
+        let m = parse(&v).unwrap();
+        assert_eq!(m.build.before[1].argv(), ["npm", "run", "build"]);
+        assert_eq!(
+            serde_json::to_value(&m).unwrap()["build"]["before"],
+            v["build"]["before"]
+        );
+        check(&v, &Limits::default()).unwrap();
+        for bad in [
+            json!([[]]),
+            json!([["./x"]]),
+            json!([["a\nb"]]),
+            json!(["npm ci"]),
+        ] {
+            v["build"]["before"] = bad.clone();
+            assert!(parse(&v).is_err(), "{bad}");
+        }
+    }
+
+    /// The step limits fire one above what the manifest needs, not at it.
+    #[test]
+    fn before_step_limits_fire_just_above_the_limit() {
+        let mut v = valid();
+        v["build"]["before"] = json!([["npm", "ci"], ["npm", "run", "build"]]);
+        let table: [(LimitKind, u64, SetLimit); 2] = [
+            (LimitKind::BeforeSteps, 2, |l, v| {
+                l.before_steps = usize::try_from(v).unwrap();
+            }),
+            (LimitKind::BeforeStepBytes, 14, |l, v| {
+                l.before_step_bytes = usize::try_from(v).unwrap();
             }),
         ];
         for (kind, needed, set) in table {

@@ -31,6 +31,8 @@ const LIMIT_FLAGS: &[&str] = &[
     "max-path-bytes",
     "max-ratio",
     "max-generated-bytes",
+    "max-before-steps",
+    "max-before-step-bytes",
 ];
 
 struct Spec {
@@ -81,6 +83,7 @@ Limits (defaults in README, \"Limits\"):
       --max-manifest-bytes <BYTES>   --max-signature-bytes <BYTES>   --max-files <N>
       --max-file-bytes <BYTES>       --max-total-bytes <BYTES>       --max-path-bytes <BYTES>
       --max-ratio <N>                --max-generated-bytes <BYTES>
+      --max-before-steps <N>         --max-before-step-bytes <BYTES>
 ";
 
 const SPECS: &[Spec] = &[
@@ -281,6 +284,8 @@ impl Matches {
             max_path_bytes: self.number("max-path-bytes")?,
             max_ratio: self.number("max-ratio")?,
             max_generated_bytes: self.number("max-generated-bytes")?,
+            max_before_steps: self.number("max-before-steps")?,
+            max_before_step_bytes: self.number("max-before-step-bytes")?,
         })
     }
 

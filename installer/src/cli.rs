@@ -44,6 +44,10 @@ pub struct LimitArgs {
     pub max_ratio: Option<u64>,
     /// Largest generated file (unit, rules), bytes.
     pub max_generated_bytes: Option<u64>,
+    /// Most `build.before` steps a manifest records.
+    pub max_before_steps: Option<usize>,
+    /// Longest `build.before` step, bytes.
+    pub max_before_step_bytes: Option<usize>,
 }
 
 impl LimitArgs {
@@ -72,6 +76,12 @@ impl LimitArgs {
         }
         if let Some(v) = self.max_ratio {
             l.ratio = v;
+        }
+        if let Some(v) = self.max_before_steps {
+            l.before_steps = v;
+        }
+        if let Some(v) = self.max_before_step_bytes {
+            l.before_step_bytes = v;
         }
         l
     }

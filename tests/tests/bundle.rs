@@ -1471,12 +1471,12 @@ fn ferry_toml_values_never_become_go_flags() {
     assert!(mark.exists(), "control: -toolexec did not run the script");
 
     // A -X value that reads like more flags stays one value: joined naively, it would set
-    // main.version to "evil".
+    // main.version to "evil". (The variable must exist in hello: ferry checks that too.)
     let dir = hello_copy(tmp.path(), |t| {
         replaced(
             t,
             "# ldflags_x = { \"main.crashAtStart\" = \"1\" }",
-            "ldflags_x = { \"main.note\" = \"x -X main.version=evil\" }",
+            "ldflags_x = { \"main.crashAtStart\" = \"x -X main.version=evil\" }",
         )
     });
     ok(&mut build_cmd(&dir, &s.key, &out));
@@ -1490,7 +1490,7 @@ fn ferry_toml_values_never_become_go_flags() {
         .arg("build")
         .arg("-o")
         .arg(&naive)
-        .arg("-ldflags=-X main.version=1.0.0 -X main.note=x -X main.version=evil")
+        .arg("-ldflags=-X main.version=1.0.0 -X main.crashAtStart=x -X main.version=evil")
         .arg("./cmd/hello")
         .current_dir(&dir)
         .env("GOFLAGS", "-mod=mod")
@@ -1635,14 +1635,32 @@ fn the_passphrase_never_reaches_a_child_process() {
         .unwrap();
         fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).unwrap();
     }
+    // A `[build] before` step (run with --run-before) records its environment too.
+    let step = fakes.join("before-step");
+    fs::write(
+        &step,
+        format!("#!/bin/sh\nenv > \"{}/before-step.$$\"\n", logs.display()),
+    )
+    .unwrap();
+    fs::set_permissions(&step, fs::Permissions::from_mode(0o755)).unwrap();
+    let project = hello_copy(tmp.path(), |t| {
+        replaced(
+            t,
+            "[build]\n",
+            &format!("[build]\nbefore = [[\"{}\", \"--flag\"]]\n", step.display()),
+        )
+    });
     let mut search = vec![fakes.clone()];
     search.extend(std::env::split_paths(&path));
     let out = tmp.path().join("out");
-    let mut cmd = build_cmd(&hello_dir(), key, &out);
-    cmd.env("PATH", std::env::join_paths(search).unwrap())
+    let mut cmd = build_cmd(&project, key, &out);
+    cmd.arg("--run-before")
+        .env("PATH", std::env::join_paths(search).unwrap())
         .env("FERRY_PASSPHRASE", PASSPHRASE)
-        // Control: an ordinary variable does reach the children.
-        .env("FERRY_TEST_CANARY", "inherited");
+        // Controls: ordinary variables do reach the children; a build step gets none of
+        // ferry's own (FERRY_*), the passphrase's name included.
+        .env("FERRY_TEST_CANARY", "inherited")
+        .env("TEST_CANARY", "inherited");
     ok(&mut cmd);
     ok(tool("minisign")
         .arg("-Vm")
@@ -1656,16 +1674,29 @@ fn the_passphrase_never_reaches_a_child_process() {
         let name = entry.file_name().to_string_lossy().into_owned();
         let env = fs::read_to_string(entry.path()).unwrap();
         assert!(
-            env.contains("FERRY_TEST_CANARY=inherited"),
+            env.contains("TEST_CANARY=inherited"),
             "{name}: the control variable is missing, so the test proves nothing"
         );
+        if name.starts_with("before-step.") {
+            assert!(
+                !env.contains("FERRY_"),
+                "{name} got ferry's variables:\n{env}"
+            );
+            assert!(env.contains("SOURCE_DATE_EPOCH="), "{env}");
+        } else {
+            assert!(
+                env.contains("FERRY_TEST_CANARY=inherited"),
+                "{name}:\n{env}"
+            );
+        }
         assert!(
             !env.contains("FERRY_PASSPHRASE") && !env.contains(PASSPHRASE),
             "{name} got the passphrase:\n{env}"
         );
         seen.insert(name.split('.').next().unwrap().to_owned());
     }
-    let want: BTreeSet<String> = children.iter().map(|c| (*c).to_owned()).collect();
+    let mut want: BTreeSet<String> = children.iter().map(|c| (*c).to_owned()).collect();
+    want.insert("before-step".to_owned());
     assert_eq!(seen, want, "every wrapped program must have run");
 }
 

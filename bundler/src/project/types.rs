@@ -5,6 +5,7 @@
 //! cannot be constructed.
 
 use std::fmt;
+use std::fmt::Write as _;
 use std::path::Path;
 
 use ferry_format::footprint::AddressFamily;
@@ -182,6 +183,235 @@ impl LdflagsValue {
     }
 }
 text_type!(LdflagsValue);
+
+impl GoSymbol {
+    /// The name go's linker gives the variable in the symbol table: the import path
+    /// escaped as `cmd/internal/objabi.PathToPrefix` does (`.` in the last path element,
+    /// `%`, `"`, spaces and non-ASCII become `%xx`), then `.NAME`. `-X` takes the
+    /// unescaped form and escapes it the same way.
+    pub fn link_name(&self) -> String {
+        let (path, name) = self.0.rsplit_once('.').expect("checked on parse");
+        let slash = path.rfind('/');
+        let mut s = String::with_capacity(self.0.len() + 6);
+        for (i, b) in path.bytes().enumerate() {
+            let last_element = slash.is_none_or(|sl| i > sl);
+            if b <= b' ' || (b == b'.' && last_element) || b == b'%' || b == b'"' || b >= 0x7f {
+                let _ = write!(s, "%{b:02x}");
+            } else {
+                s.push(char::from(b));
+            }
+        }
+        s.push('.');
+        s.push_str(name);
+        s
+    }
+}
+
+/// A name a `build.ldflags_x` value may use: `{{ version }}`, `{{ revision }}`,
+/// `{{ date }}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StampVar {
+    /// `app.version`.
+    Version,
+    /// The source revision: `--revision`, else git, else Go module info.
+    Revision,
+    /// `SOURCE_DATE_EPOCH` as UTC RFC 3339 (`2023-11-14T22:13:20Z`).
+    Date,
+}
+
+impl StampVar {
+    pub const ALL: [(&'static str, StampVar); 3] = [
+        ("version", StampVar::Version),
+        ("revision", StampVar::Revision),
+        ("date", StampVar::Date),
+    ];
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Part {
+    Text(String),
+    Var(StampVar),
+}
+
+/// A `build.ldflags_x` value as written: literal text and `{{ version }}`,
+/// `{{ revision }}` or `{{ date }}`, nothing else (no filters, no `{%` or `{#`, no other
+/// name). The text as written already passes [`LdflagsValue`]'s rules, and so must what
+/// it renders to ([`Self::render`]), so no value becomes a linker flag of its own.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LdflagsTemplate {
+    text: String,
+    parts: Vec<Part>,
+}
+
+/// What the names of an [`LdflagsTemplate`] render to.
+#[derive(Debug, Clone, Copy)]
+pub struct StampValues<'a> {
+    pub version: &'a str,
+    pub revision: Option<&'a str>,
+    pub date: &'a str,
+}
+
+impl LdflagsTemplate {
+    pub fn new(text: &str) -> Result<Self, Invalid> {
+        LdflagsValue::new(text)?;
+        let names = || {
+            StampVar::ALL
+                .iter()
+                .map(|(n, _)| format!("{{{{ {n} }}}}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut parts = Vec::new();
+        let mut rest = text;
+        while !rest.is_empty() {
+            let open = ["{{", "{%", "{#"]
+                .iter()
+                .filter_map(|o| rest.find(o).map(|i| (i, *o)))
+                .min();
+            let Some((at, open)) = open else {
+                parts.push(Part::Text(rest.to_owned()));
+                break;
+            };
+            if at > 0 {
+                parts.push(Part::Text(rest[..at].to_owned()));
+            }
+            if open != "{{" {
+                return Err(Invalid(format!(
+                    "{}: only {} are rendered in a -X value ({open} is not)",
+                    shown(text),
+                    names()
+                )));
+            }
+            let after = &rest[at + 2..];
+            let Some(close) = after.find("}}") else {
+                return Err(Invalid(format!("{}: {{{{ is not closed", shown(text))));
+            };
+            let name = after[..close].trim();
+            let Some((_, var)) = StampVar::ALL.iter().find(|(n, _)| *n == name) else {
+                return Err(Invalid(format!(
+                    "{}: unknown name {name:?}; a -X value may use {}",
+                    shown(text),
+                    names()
+                )));
+            };
+            parts.push(Part::Var(*var));
+            rest = &after[close + 2..];
+        }
+        Ok(Self {
+            text: text.to_owned(),
+            parts,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Whether the value uses `var`.
+    pub fn uses(&self, var: StampVar) -> bool {
+        self.parts.contains(&Part::Var(var))
+    }
+
+    /// The value for `-X`, checked again once rendered. `{{ revision }}` with no revision
+    /// is an error here; the build reports it, with the ways to supply one, before any
+    /// work.
+    pub fn render(&self, values: &StampValues<'_>) -> Result<LdflagsValue, Invalid> {
+        let mut out = String::new();
+        for p in &self.parts {
+            match p {
+                Part::Text(t) => out.push_str(t),
+                Part::Var(StampVar::Version) => out.push_str(values.version),
+                Part::Var(StampVar::Date) => out.push_str(values.date),
+                Part::Var(StampVar::Revision) => out.push_str(
+                    values
+                        .revision
+                        .ok_or_else(|| Invalid("no revision is known".into()))?,
+                ),
+            }
+        }
+        LdflagsValue::new(&out).map_err(|e| {
+            Invalid(format!(
+                "{} renders to {}: {e}",
+                shown(&self.text),
+                shown(&out)
+            ))
+        })
+    }
+}
+
+impl fmt::Display for LdflagsTemplate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl fmt::Debug for LdflagsTemplate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.text)
+    }
+}
+
+impl<'de> Deserialize<'de> for LdflagsTemplate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        LdflagsTemplate::new(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The source revision a build records and `{{ revision }}` renders: a commit hash or a
+/// tag, 1 to 64 of `[0-9A-Za-z._+-]` starting with a letter or digit (`ferry build
+/// --revision`, git's `HEAD`, a module's `Origin.Hash`). Safe in a `-X` value, a path and
+/// a terminal.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Revision(String);
+
+impl Revision {
+    pub fn new(text: &str) -> Result<Self, Invalid> {
+        let ok = !text.is_empty()
+            && text.len() <= 64
+            && text
+                .bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_alphanumeric())
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'+' | b'-'));
+        if ok {
+            Ok(Self(text.to_owned()))
+        } else {
+            Err(Invalid(format!(
+                "{} is not a revision: expected a commit hash or a tag, 1 to 64 of [0-9A-Za-z._+-] starting with a letter or digit",
+                shown(text)
+            )))
+        }
+    }
+}
+text_type!(Revision);
+
+/// One `[build] before` step as `ferry.toml` writes it: `ferry_format`'s
+/// [`ferry_format::manifest::BeforeStep`] (an argv list whose program is absolute or
+/// found in `PATH`) that uses no template syntax: steps are not rendered.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct BeforeStep(pub ferry_format::manifest::BeforeStep);
+
+impl BeforeStep {
+    pub fn new(argv: Vec<String>) -> Result<Self, Invalid> {
+        if let Some(w) = argv.iter().find(|w| is_template(w)) {
+            return Err(Invalid(format!(
+                "{}: build steps are not rendered (only build.ldflags_x values are)",
+                shown(w)
+            )));
+        }
+        ferry_format::manifest::BeforeStep::new(argv)
+            .map(Self)
+            .map_err(|e| Invalid(e.to_string()))
+    }
+}
+
+impl<'de> Deserialize<'de> for BeforeStep {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        BeforeStep::new(Vec::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
 
 impl GoSymbol {
     /// `NAME=VALUE` as one word of go's `-ldflags` (quoted when it holds white space or
@@ -692,6 +922,134 @@ mod tests {
         }
         for bad in ["a\nb", "tab\there", "both ' and \""] {
             assert!(LdflagsValue::new(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn ldflags_templates_use_only_version_revision_and_date() {
+        let values = StampValues {
+            version: "1.2.3",
+            revision: Some("0123abc"),
+            date: "2023-11-14T22:13:20Z",
+        };
+        let cases: &[(&str, Result<&str, &str>)] = &[
+            ("plain", Ok("plain")),
+            ("", Ok("")),
+            ("{{ version }}", Ok("1.2.3")),
+            ("{{version}}-{{  revision  }}", Ok("1.2.3-0123abc")),
+            (
+                "built {{ date }} from {{ revision }}",
+                Ok("built 2023-11-14T22:13:20Z from 0123abc"),
+            ),
+            ("a }} b", Ok("a }} b")),
+            ("{{ commit }}", Err("unknown name \"commit\"")),
+            ("{{ Version }}", Err("unknown name \"Version\"")),
+            (
+                "{{ version | upper }}",
+                Err("unknown name \"version | upper\""),
+            ),
+            ("{{ env.HOME }}", Err("unknown name")),
+            ("{{ version", Err("is not closed")),
+            ("{% if x %}1{% endif %}", Err("({% is not)")),
+            ("{# note #}", Err("({# is not)")),
+            (
+                "{{ version }}\n-X main.admin=true",
+                Err("control character"),
+            ),
+        ];
+        for (text, want) in cases {
+            let got = LdflagsTemplate::new(text).and_then(|t| t.render(&values));
+            match (got, want) {
+                (Ok(v), Ok(w)) => assert_eq!(v.as_str(), *w, "{text:?}"),
+                (Err(e), Err(w)) => assert!(e.0.contains(w), "{text:?}: {e}"),
+                (g, w) => panic!("{text:?}: got {g:?}, wanted {w:?}"),
+            }
+        }
+        let t = LdflagsTemplate::new("{{ revision }}").unwrap();
+        assert!(t.uses(StampVar::Revision) && !t.uses(StampVar::Date));
+        let none = StampValues {
+            revision: None,
+            ..values
+        };
+        assert!(t.render(&none).is_err());
+        // A rendered value passes LdflagsValue again: a version with both quote
+        // characters cannot reach go.
+        let quotes = StampValues {
+            version: "it's \"x\"",
+            ..values
+        };
+        let e = LdflagsTemplate::new("{{ version }}")
+            .unwrap()
+            .render(&quotes)
+            .unwrap_err();
+        assert!(
+            e.0.contains("renders to") && e.0.contains("holds both"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn revisions_are_hashes_or_tags() {
+        for ok in [
+            "0123abc",
+            &"a".repeat(40),
+            &"f".repeat(64),
+            "v1.9.1",
+            "v2.0.0-rc.1+build.5",
+            "release_2024",
+            "1",
+        ] {
+            Revision::new(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        for bad in [
+            "",
+            &"a".repeat(65),
+            "-x",
+            ".hidden",
+            "release/1.0",
+            "a b",
+            "v1\n",
+            "{{ x }}",
+            "x'y",
+        ] {
+            assert!(Revision::new(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn link_names_escape_as_go_does() {
+        let cases = [
+            ("main.version", "main.version"),
+            (
+                "example.com/app/internal/build.Version",
+                "example.com/app/internal/build.Version",
+            ),
+            ("gopkg.in/yaml.v3.Version", "gopkg.in/yaml%2ev3.Version"),
+            ("example.com/m/ver.sion.V", "example.com/m/ver%2esion.V"),
+            ("a.b/c.d/e.f.g.X", "a.b/c.d/e%2ef%2eg.X"),
+        ];
+        for (symbol, linked) in cases {
+            assert_eq!(
+                GoSymbol::new(symbol).unwrap().link_name(),
+                linked,
+                "{symbol}"
+            );
+        }
+    }
+
+    #[test]
+    fn before_steps_are_never_templates() {
+        let step = |w: &[&str]| BeforeStep::new(w.iter().map(|s| (*s).to_owned()).collect());
+        step(&["npm", "ci"]).unwrap();
+        step(&["/usr/bin/env", "NODE_ENV=production", "npm", "run", "build"]).unwrap();
+        for (bad, why) in [
+            (&["npm", "run", "{{ env }}"][..], "not rendered"),
+            (&["{% if x %}"][..], "not rendered"),
+            (&["./build.sh"][..], "absolute path or a name"),
+            (&[][..], "empty"),
+        ] {
+            let e = step(bad).unwrap_err();
+            assert!(e.0.contains(why), "{bad:?}: {e}");
         }
     }
 
