@@ -18,7 +18,7 @@ use ferry_format::minisign::{self, SecretKey};
 use ferry_format::mode::Mode;
 use serde::Serialize;
 
-use crate::gobuild::{Link, Stamp};
+use crate::gobuild::Stamp;
 use crate::progress::Progress;
 use crate::project::types::{LdflagsValue, Revision, StampValues, StampVar};
 use crate::project::{Loaded, Project};
@@ -181,7 +181,6 @@ pub fn run(args: BuildArgs, progress: &Progress) -> Result<BuildReport> {
                     &rendered,
                     &src,
                     &payload_dir,
-                    &work.path().join("symbols"),
                     &stamps,
                     target,
                     sde,
@@ -255,7 +254,6 @@ fn prepare_target(
     rendered: &render::Rendered,
     src: &Path,
     payload_root: &Path,
-    symbols_root: &Path,
     stamps: &[Stamp],
     target: Target,
     sde: u64,
@@ -270,16 +268,8 @@ fn prepare_target(
     let bin_rel = l.payload_binary();
     let bin_path = root.join(bin_rel.as_str());
     std::fs::create_dir_all(bin_path.parent().expect("has parent"))?;
-    gobuild::build(loaded, src, target, &bin_path, stamps, Link::Shipped)?;
+    gobuild::build(loaded, src, target, &bin_path, stamps)?;
     crate::elf::check_static(&bin_path, target.arch)?;
-    // The shipped binary has no symbol table: link once more with it, from the cached
-    // compile, to see that every -X took.
-    let symbols = symbols_root
-        .join(target.arch.as_str())
-        .join(bin_rel.as_str());
-    std::fs::create_dir_all(symbols.parent().expect("has parent"))?;
-    gobuild::build(loaded, src, target, &symbols, stamps, Link::Symbols)?;
-    crate::elf::check_stamps(&symbols, stamps)?;
     let binary_checks = checks::binary(loaded, &bin_path, strictness, progress)?;
     let info = gobuild::build_info(&bin_path, &src.join("go.sum"))?;
     let (bin_sha, bin_size) = sha256_file(&bin_path)?;
@@ -502,12 +492,8 @@ mod tests {
             want.map(|(a, b, c)| (a.to_owned(), b.to_owned(), c.to_owned()))
         );
         assert_eq!(
-            gobuild::ldflags(&stamps(&p, &values).unwrap(), Link::Shipped),
-            "-s -w -buildid= -X main.v=1.0 -X main.a=1.0+abc1234 -X main.z=2023-11-14T22:13:20Z"
-        );
-        assert!(
-            gobuild::ldflags(&stamps(&p, &values).unwrap(), Link::Symbols)
-                .starts_with("-w -buildid= -X main.v=1.0 ")
+            gobuild::ldflags(&stamps(&p, &values).unwrap()),
+            "-s -w -buildid= -dumpdep -X main.v=1.0 -X main.a=1.0+abc1234 -X main.z=2023-11-14T22:13:20Z"
         );
     }
 

@@ -135,26 +135,14 @@ pub struct Stamp {
     pub value: LdflagsValue,
 }
 
-/// Which link of a target: the binary that ships, or the one whose symbol table shows
-/// that every `-X` took effect.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Link {
-    /// `-s -w`: no symbol table, no DWARF.
-    Shipped,
-    /// `-w` only: the symbol table stays, for [`crate::elf::check_stamps`].
-    Symbols,
-}
-
-/// The `-ldflags` value: no DWARF, no build id, version stamped, and for the shipped
-/// binary no symbol table. `go build` splits it at white space; every assignment is one
-/// word ([`crate::project::types::GoSymbol::assignment`]), so a value cannot add a linker
-/// flag of its own.
-pub fn ldflags(stamps: &[Stamp], link: Link) -> String {
-    let mut s = match link {
-        Link::Shipped => "-s -w -buildid=",
-        Link::Symbols => "-w -buildid=",
-    }
-    .to_owned();
+/// The `-ldflags` value: no symbol table, no DWARF, no build id, version stamped, and
+/// `-dumpdep` (the linker's reachability graph on stderr, read by [`build`] to see that
+/// every `-X` variable is in the program; it does not change the binary). `go build`
+/// splits the value at white space; every assignment is one word
+/// ([`crate::project::types::GoSymbol::assignment`]), so a value cannot add a linker flag
+/// of its own.
+pub fn ldflags(stamps: &[Stamp]) -> String {
+    let mut s = "-s -w -buildid= -dumpdep".to_owned();
     for st in stamps {
         let _ = write!(s, " -X {}", st.symbol.assignment(st.value.as_str()));
     }
@@ -162,15 +150,17 @@ pub fn ldflags(stamps: &[Stamp], link: Link) -> String {
 }
 
 /// Cross-compiles one target from the vendored tree, with the network shut
-/// (`GOPROXY=off`): everything must already be in `vendor/`. The second link of a target
-/// ([`Link::Symbols`]) reuses the compiled packages from go's build cache: it only links.
+/// (`GOPROXY=off`): everything must already be in `vendor/`. Then checks that every `-X`
+/// variable is one the linker kept: Go's linker silently ignores `-X` for a variable that
+/// does not exist or that dead-code elimination dropped (the program never reads it), and
+/// the bundle would ship without its version. (A variable that is not a string is already
+/// a link error.)
 pub fn build(
     loaded: &Loaded,
     build_dir: &Path,
     target: Target,
     out: &Path,
     stamps: &[Stamp],
-    link: Link,
 ) -> Result<()> {
     let p = &loaded.project;
     let mut cmd = go(build_dir);
@@ -187,13 +177,14 @@ pub fn build(
     // Project values only ever form one `-name=value` word each, and `--` ends the flags
     // before the package: `GoPackage` cannot start with `-`, and this holds even if it
     // could. (`-o`'s value is ferry's own work path.)
-    cmd.arg(format!("-ldflags={}", ldflags(stamps, link)))
+    cmd.arg(format!("-ldflags={}", ldflags(stamps)))
         .arg("-o")
         .arg(out)
         .arg("--")
         .arg(p.app.package.as_str());
-    match run(&mut cmd) {
-        Ok(_) => Ok(()),
+    let wanted: Vec<String> = stamps.iter().map(|s| s.symbol.link_name()).collect();
+    match run_linking(&mut cmd, &wanted) {
+        Ok(reached) => check_stamps(stamps, &reached),
         Err(e) => {
             let cgo = cgo_packages(build_dir, p.app.package.as_str());
             if cgo.is_empty() {
@@ -209,6 +200,67 @@ pub fn build(
             }
         }
     }
+}
+
+/// Runs `go build` with `-dumpdep`, streaming its stderr: returns which of `wanted` the
+/// linker reached (a `caller -> callee` line names it), and on failure carries the other
+/// lines (go's own errors), bounded.
+fn run_linking(cmd: &mut Command, wanted: &[String]) -> Result<Vec<String>> {
+    use std::io::BufRead as _;
+    const MAX_SHOWN: usize = 64 << 10;
+    let shown = show(cmd);
+    let mut child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("running `{shown}` (is Go installed and on PATH?)"))?;
+    let mut reached: Vec<String> = Vec::new();
+    let mut other = String::new();
+    let stderr = child.stderr.take().expect("piped");
+    for line in std::io::BufReader::new(stderr).split(b'\n') {
+        let line = line.context("reading go build's output")?;
+        let line = String::from_utf8_lossy(&line);
+        if let Some((from, to)) = line.split_once(" -> ") {
+            for name in [from, to] {
+                if wanted.iter().any(|w| w == name) && !reached.iter().any(|r| r == name) {
+                    reached.push(name.to_owned());
+                }
+            }
+        } else if other.len() < MAX_SHOWN {
+            other.push_str(&line);
+            other.push('\n');
+        }
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        bail!("`{shown}` failed ({status}):\n{}", other.trim_end());
+    }
+    Ok(reached)
+}
+
+/// Every `-X` target must be a variable the linker reached.
+pub fn check_stamps(stamps: &[Stamp], reached: &[String]) -> Result<()> {
+    let missing: Vec<String> = stamps
+        .iter()
+        .filter(|st| !reached.contains(&st.symbol.link_name()))
+        .map(|st| {
+            format!(
+                "{} = {:?} is not in the built program: it does not exist, is not a \
+                 package-level string variable, or the program never reads it",
+                st.key,
+                st.symbol.as_str()
+            )
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    bail!(
+        "{}; go's linker ignores -X for such a variable, so the binary would ship without \
+         the value: fix the name (IMPORTPATH.NAME, e.g. main.version) or read the variable",
+        missing.join("; ")
+    )
 }
 
 /// Packages in the build that contain cgo files, asked with cgo on so they are listed.
@@ -335,6 +387,109 @@ fn read_go_sum(path: &Path) -> Result<BTreeMap<(String, String), String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn stamp(symbol: &str, value: &str) -> Stamp {
+        Stamp {
+            key: format!("build.ldflags_x.{symbol:?}"),
+            symbol: GoSymbol::new(symbol).unwrap(),
+            value: LdflagsValue::new(value).unwrap(),
+        }
+    }
+
+    /// A Go program with the kinds of variable `-X` meets, linked as ferry links it (the
+    /// real linker's `-dumpdep`): which assignments took.
+    #[test]
+    fn every_x_variable_must_be_one_the_linker_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = |rel: &str, text: &str| {
+            let p = dir.path().join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        };
+        w("go.mod", "module example.com/m\n\ngo 1.22\n");
+        w(
+            "ver.sion/v.go",
+            "package version\n\nvar V = \"x\"\n\nvar Unset string\n",
+        );
+        w(
+            "main.go",
+            r#"package main
+
+import (
+	"os"
+
+	version "example.com/m/ver.sion"
+)
+
+var version2 = "dev"
+var unread = "never read"
+const konst = "k"
+var blank string
+
+func main() { os.Stdout.WriteString(version.V + version.Unset + version2 + konst + blank) }
+"#,
+        );
+        let stamps = [
+            stamp("main.version2", "1.2.3"),
+            stamp("example.com/m/ver.sion.V", "v"),
+            stamp("example.com/m/ver.sion.Unset", "set"),
+            stamp("main.blank", "b"),
+            // Misspelt, never read (dead code), a constant: go's linker ignores each.
+            stamp("main.verison", "1.2.3"),
+            stamp("main.unread", "u"),
+            stamp("main.konst", "c"),
+        ];
+        let mut cmd = go(dir.path());
+        cmd.env("CGO_ENABLED", "0")
+            .args(["build", "-trimpath", "-o", "prog"])
+            .arg(format!("-ldflags={}", ldflags(&stamps)));
+        let wanted: Vec<String> = stamps.iter().map(|s| s.symbol.link_name()).collect();
+        let reached = run_linking(&mut cmd, &wanted).expect("go is required by this test");
+        let out = std::process::Command::new(dir.path().join("prog"))
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "vset1.2.3kb");
+        for (i, st) in stamps.iter().enumerate() {
+            let ok = check_stamps(std::slice::from_ref(st), &reached);
+            if i < 4 {
+                ok.unwrap();
+            } else {
+                let e = ok.unwrap_err().to_string();
+                assert!(
+                    e.starts_with(&format!(
+                        "build.ldflags_x.{:?} = {:?} is not in the built program",
+                        st.symbol.as_str(),
+                        st.symbol.as_str()
+                    )) && !e.contains('\n'),
+                    "{e}"
+                );
+            }
+        }
+        // All at once: each missing one is named, in one line.
+        let e = check_stamps(&stamps, &reached).unwrap_err().to_string();
+        assert!(
+            e.contains("\"main.verison\"")
+                && e.contains("\"main.unread\"")
+                && e.contains("\"main.konst\"")
+                && !e.contains("\"main.version2\""),
+            "{e}"
+        );
+        // A failing link carries go's own error, not the dependency lines.
+        w(
+            "main.go",
+            "package main\n\nvar n int\n\nfunc main() { println(n) }\n",
+        );
+        let mut cmd = go(dir.path());
+        cmd.env("CGO_ENABLED", "0")
+            .args(["build", "-trimpath", "-o", "prog"])
+            .arg(format!("-ldflags={}", ldflags(&[stamp("main.n", "3")])));
+        let e = run_linking(&mut cmd, &[]).unwrap_err().to_string();
+        assert!(
+            e.contains("cannot set with -X: not a var of type string"),
+            "{e}"
+        );
+        assert!(!e.contains(" -> "), "{e}");
+    }
 
     #[test]
     fn go_sum_skips_go_mod_lines() {

@@ -168,6 +168,10 @@ pub fn run(args: &TryArgs, json: bool) -> Result<TryReport> {
                     arch: here,
                 }],
                 strictness: crate::checks::Strictness::Warn,
+                revision: None,
+                // A project's [build] before steps run only when its release engineer
+                // says so on `ferry build`; `ferry try PROJECT` never runs them.
+                run_before: false,
             },
             &crate::progress::Progress::new(false),
         )?;

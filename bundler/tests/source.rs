@@ -199,7 +199,7 @@ fn a_revision_nobody_supplied_fails_naming_the_key_and_the_three_ways() {
 }
 
 /// go's linker ignores `-X` for a variable the program does not have: the build must not.
-/// The shipped binary keeps no symbol table; the check reads a second link's.
+/// The shipped binary keeps no symbol table; the check reads the linker's `-dumpdep` graph.
 #[test]
 fn x_variables_the_program_lacks_fail_the_build() {
     let p = Project::example();
