@@ -354,6 +354,7 @@ fn prepare_target(
     manifest
         .validate(&ferry_format::Limits::default())
         .context("the manifest ferry built is invalid")?;
+    render::refuse_unrendered(&manifest)?;
     // The same check every reader makes: a template override that says more than the
     // manifest fails here, before anything is signed.
     render::conform(&manifest, &rendered.files)?;

@@ -362,6 +362,7 @@ pub fn run(args: PackArgs) -> Result<PackReport> {
     manifest
         .validate(&ferry_format::Limits::default())
         .with_context(|| format!("{} cannot be packed as a bundle", args.dir.display()))?;
+    render::refuse_unrendered(&manifest)?;
     // The generated files and configs are text the installer writes under /etc: held to
     // the footprint, and scanned for secrets like everything `ferry build` renders.
     let texts: Vec<render::RenderedFile> = found

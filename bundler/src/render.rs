@@ -865,6 +865,45 @@ fn provisional_manifest(p: &Project, install: &Install) -> Manifest {
     }
 }
 
+/// No value in a manifest may still hold template syntax: every `{{ var }}` is rendered
+/// at build time, so one that survived would reach hosts as text (a URL with `{{ port }}`
+/// in it). Names the value by its JSON pointer.
+pub fn refuse_unrendered(m: &Manifest) -> Result<()> {
+    fn walk(v: &serde_json::Value, at: &mut String) -> Option<(String, String)> {
+        match v {
+            serde_json::Value::String(s)
+                if s.contains("{{") || s.contains("{%") || s.contains("{#") =>
+            {
+                Some((at.clone(), s.clone()))
+            }
+            serde_json::Value::Array(a) => a.iter().enumerate().find_map(|(i, x)| {
+                let len = at.len();
+                at.push_str(&format!("/{i}"));
+                let r = walk(x, at);
+                at.truncate(len);
+                r
+            }),
+            serde_json::Value::Object(o) => o.iter().find_map(|(k, x)| {
+                let len = at.len();
+                at.push('/');
+                at.push_str(&k.replace('~', "~0").replace('/', "~1"));
+                let r = walk(x, at);
+                at.truncate(len);
+                r
+            }),
+            _ => None,
+        }
+    }
+    let v = serde_json::to_value(m).context("serializing the manifest")?;
+    match walk(&v, &mut String::new()) {
+        None => Ok(()),
+        Some((at, text)) => bail!(
+            "the manifest's {at} holds template syntax ({text:?}): every {{{{ var }}}} is \
+             rendered at build time, and a value that still has one would reach hosts as text"
+        ),
+    }
+}
+
 /// Holds the generated files against the manifest (`ferry_format::conform`): one line
 /// naming the file and line, the rule, and the template it came from.
 pub fn conform(m: &Manifest, files: &[RenderedFile]) -> Result<()> {
@@ -983,6 +1022,29 @@ mod tests {
         )
         .unwrap();
         assert_eq!(out, "d");
+    }
+
+    #[test]
+    fn template_syntax_left_in_a_manifest_is_refused_by_its_path() {
+        let mut m: Manifest =
+            serde_json::from_str(include_str!("../../fuzz/seeds/manifest/hello.json")).unwrap();
+        refuse_unrendered(&m).unwrap();
+        for (text, edit) in [("a {{ var }}", 0), ("{% if x %}", 1), ("{# note #}", 2)] {
+            let mut m2 = m.clone();
+            match edit {
+                0 => m2.app.description = ferry_format::install::Text::new(text).unwrap(),
+                1 => m2.build.module = text.to_owned(),
+                _ => m2.build.package = text.to_owned(),
+            }
+            let e = refuse_unrendered(&m2).unwrap_err().to_string();
+            let at = ["/app/description", "/build/module", "/build/package"][edit];
+            assert!(
+                e.starts_with(&format!("the manifest's {at} holds template syntax")),
+                "{e}"
+            );
+        }
+        m.build.module = "{ not a template }".into();
+        refuse_unrendered(&m).unwrap();
     }
 
     #[test]
