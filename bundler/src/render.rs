@@ -13,6 +13,7 @@
 //! anything is compiled.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use anyhow::{anyhow, bail, Context as _, Result};
 use ferry_format::footprint::ListenAddr;
@@ -878,7 +879,7 @@ pub fn refuse_unrendered(m: &Manifest) -> Result<()> {
             }
             serde_json::Value::Array(a) => a.iter().enumerate().find_map(|(i, x)| {
                 let len = at.len();
-                at.push_str(&format!("/{i}"));
+                let _ = write!(at, "/{i}");
                 let r = walk(x, at);
                 at.truncate(len);
                 r
