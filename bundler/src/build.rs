@@ -18,9 +18,9 @@ use ferry_format::minisign::{self, SecretKey};
 use ferry_format::mode::Mode;
 use serde::Serialize;
 
-use crate::gobuild::Stamp;
+use crate::gobuild::{Need, Stamp};
 use crate::progress::Progress;
-use crate::project::types::{LdflagsValue, Revision, StampValues, StampVar};
+use crate::project::types::{GoSymbol, LdflagsValue, Revision, StampValues, StampVar};
 use crate::project::{Loaded, Project};
 use crate::{before, checks, gobuild, keys, project, render, sbom, source, sums};
 
@@ -68,11 +68,16 @@ pub struct BuildReport {
 /// `build.ldflags_x` by name. A value that uses `{{ revision }}` when none is known fails
 /// here, before any work, naming the key and the ways to supply one.
 pub fn stamps(p: &Project, values: &StampValues<'_>) -> Result<Vec<Stamp>> {
+    let (symbol, need) = match &p.app.version_variable {
+        Some(s) => (s.clone(), Need::Required),
+        None => (GoSymbol::default(), Need::IfPresent),
+    };
     let mut out = vec![Stamp {
         key: "app.version_variable".into(),
-        symbol: p.app.version_variable.clone(),
+        symbol,
         value: LdflagsValue::new(p.app.version.as_str())
             .map_err(|e| anyhow!("app.version: {e}"))?,
+        need,
     }];
     for (symbol, template) in &p.build.ldflags_x {
         let key = format!("build.ldflags_x.\"{symbol}\"");
@@ -89,6 +94,7 @@ pub fn stamps(p: &Project, values: &StampValues<'_>) -> Result<Vec<Stamp>> {
             key,
             symbol: symbol.clone(),
             value,
+            need: Need::Required,
         });
     }
     Ok(out)
@@ -268,9 +274,9 @@ fn prepare_target(
     let bin_rel = l.payload_binary();
     let bin_path = root.join(bin_rel.as_str());
     std::fs::create_dir_all(bin_path.parent().expect("has parent"))?;
-    gobuild::build(loaded, src, target, &bin_path, stamps)?;
+    let unstamped = gobuild::build(loaded, src, target, &bin_path, stamps)?;
     crate::elf::check_static(&bin_path, target.arch)?;
-    let binary_checks = checks::binary(loaded, &bin_path, strictness, progress)?;
+    let binary_checks = checks::binary(loaded, &bin_path, &unstamped, strictness, progress)?;
     let info = gobuild::build_info(&bin_path, &src.join("go.sum"))?;
     let (bin_sha, bin_size) = sha256_file(&bin_path)?;
 
@@ -496,6 +502,31 @@ mod tests {
             gobuild::ldflags(&stamps(&p, &values).unwrap()),
             "-s -w -buildid= -dumpdep -X main.v=1.0 -X main.a=1.0+abc1234 -X main.z=2023-11-14T22:13:20Z"
         );
+    }
+
+    #[test]
+    fn only_a_version_variable_the_project_names_is_required() {
+        let values = StampValues {
+            version: "1.0",
+            revision: None,
+            date: "",
+        };
+        for (extra, symbol, need) in [
+            ("", "main.version", Need::IfPresent),
+            (
+                "version_variable = \"main.version\"\n",
+                "main.version",
+                Need::Required,
+            ),
+            (
+                "version_variable = \"example.com/v.V\"\n",
+                "example.com/v.V",
+                Need::Required,
+            ),
+        ] {
+            let st = &stamps(&project(extra), &values).unwrap()[0];
+            assert_eq!((st.symbol.as_str(), st.need), (symbol, need), "{extra:?}");
+        }
     }
 
     #[test]

@@ -106,6 +106,22 @@ fn result(
     }
 }
 
+/// ferry's default version variable, absent from the program: the build goes on (the
+/// program may take its version from Go's build info) and says so.
+fn unstamped_result(st: &crate::gobuild::Stamp) -> CheckResult {
+    result(
+        "version-stamp",
+        Status::Warning,
+        None,
+        format!(
+            "app.version_variable is not set and the program has no {} that it reads: the \
+             binary carries no version from ferry; set app.version_variable = \
+             \"IMPORTPATH.NAME\" to stamp one",
+            st.symbol.as_str()
+        ),
+    )
+}
+
 /// An executable named `name` on `PATH`.
 fn find_tool(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
@@ -778,6 +794,7 @@ fn logrotate(tool: &Path, rendered: &Rendered, rules: &RenderedFile) -> Result<C
 pub fn binary(
     loaded: &Loaded,
     bin: &Path,
+    unstamped: &[crate::gobuild::Stamp],
     strictness: Strictness,
     progress: &Progress,
 ) -> Result<Vec<CheckResult>> {
@@ -813,6 +830,7 @@ pub fn binary(
             )
         });
     }
+    results.extend(unstamped.iter().map(unstamped_result));
     finish(results, strictness, progress)
 }
 
@@ -839,6 +857,7 @@ mod tests {
         let r = binary(
             &loaded(extra),
             &bin,
+            &[],
             Strictness::Warn,
             &Progress::new(false),
         )?;

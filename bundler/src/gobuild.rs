@@ -133,6 +133,17 @@ pub struct Stamp {
     pub symbol: GoSymbol,
     /// Rendered and checked again.
     pub value: LdflagsValue,
+    pub need: Need,
+}
+
+/// Whether a `-X` variable the program lacks fails the build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Named in `ferry.toml`: a missing variable fails the build.
+    Required,
+    /// ferry's default (`main.version` with `app.version_variable` unset): stamped when
+    /// the program has it, reported otherwise.
+    IfPresent,
 }
 
 /// The `-ldflags` value: no symbol table, no DWARF, no build id, version stamped, and
@@ -154,14 +165,14 @@ pub fn ldflags(stamps: &[Stamp]) -> String {
 /// variable is one the linker kept: Go's linker silently ignores `-X` for a variable that
 /// does not exist or that dead-code elimination dropped (the program never reads it), and
 /// the bundle would ship without its version. (A variable that is not a string is already
-/// a link error.)
+/// a link error.) Returns the [`Need::IfPresent`] stamps the program does not have.
 pub fn build(
     loaded: &Loaded,
     build_dir: &Path,
     target: Target,
     out: &Path,
     stamps: &[Stamp],
-) -> Result<()> {
+) -> Result<Vec<Stamp>> {
     let p = &loaded.project;
     let mut cmd = go(build_dir);
     cmd.env("CGO_ENABLED", "0")
@@ -239,11 +250,15 @@ fn run_linking(cmd: &mut Command, wanted: &[String]) -> Result<Vec<String>> {
     Ok(reached)
 }
 
-/// Every `-X` target must be a variable the linker reached.
-pub fn check_stamps(stamps: &[Stamp], reached: &[String]) -> Result<()> {
-    let missing: Vec<String> = stamps
+/// Every required `-X` target must be a variable the linker reached; returns the optional
+/// ones it did not reach.
+pub fn check_stamps(stamps: &[Stamp], reached: &[String]) -> Result<Vec<Stamp>> {
+    let (missing, absent): (Vec<&Stamp>, Vec<&Stamp>) = stamps
         .iter()
         .filter(|st| !reached.contains(&st.symbol.link_name()))
+        .partition(|st| st.need == Need::Required);
+    let missing: Vec<String> = missing
+        .into_iter()
         .map(|st| {
             format!(
                 "{} = {:?} is not in the built program: it does not exist, is not a \
@@ -254,7 +269,7 @@ pub fn check_stamps(stamps: &[Stamp], reached: &[String]) -> Result<()> {
         })
         .collect();
     if missing.is_empty() {
-        return Ok(());
+        return Ok(absent.into_iter().cloned().collect());
     }
     bail!(
         "{}; go's linker ignores -X for such a variable, so the binary would ship without \
@@ -393,6 +408,7 @@ mod tests {
             key: format!("build.ldflags_x.{symbol:?}"),
             symbol: GoSymbol::new(symbol).unwrap(),
             value: LdflagsValue::new(value).unwrap(),
+            need: Need::Required,
         }
     }
 
@@ -452,7 +468,7 @@ func main() { os.Stdout.WriteString(version.V + version.Unset + version2 + konst
         for (i, st) in stamps.iter().enumerate() {
             let ok = check_stamps(std::slice::from_ref(st), &reached);
             if i < 4 {
-                ok.unwrap();
+                assert!(ok.unwrap().is_empty());
             } else {
                 let e = ok.unwrap_err().to_string();
                 assert!(
@@ -465,6 +481,14 @@ func main() { os.Stdout.WriteString(version.V + version.Unset + version2 + konst
                 );
             }
         }
+        // ferry's own default, absent: not an error, handed back to be reported.
+        let mut default = stamp("main.verison", "1.2.3");
+        default.need = Need::IfPresent;
+        let absent = check_stamps(&[stamps[0].clone(), default], &reached).unwrap();
+        assert_eq!(
+            absent.iter().map(|s| s.symbol.as_str()).collect::<Vec<_>>(),
+            ["main.verison"]
+        );
         // All at once: each missing one is named, in one line.
         let e = check_stamps(&stamps, &reached).unwrap_err().to_string();
         assert!(

@@ -75,9 +75,12 @@ pub struct AppSection {
     /// Go package to build: `.`, `./DIR` or an import path; never a flag.
     #[serde(default)]
     pub package: GoPackage,
-    /// Go variable that receives the version through `-ldflags -X`.
+    /// Go variable that receives the version through `-ldflags -X`. Set: the program
+    /// must have it, or the build fails. Unset: `main.version` when the program has it,
+    /// else no stamp, reported as a `version-stamp` warning (a program may take its
+    /// version from Go's build info, as Caddy does).
     #[serde(default)]
-    pub version_variable: GoSymbol,
+    pub version_variable: Option<GoSymbol>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -727,7 +730,7 @@ impl Project {
                 version,
                 description: Text::default(),
                 package: GoPackage::default(),
-                version_variable: GoSymbol::default(),
+                version_variable: None,
             },
             build: BuildSection::default(),
             service: ServiceSection::default(),
